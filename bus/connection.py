@@ -1,0 +1,178 @@
+"""The Bus: one Redis connection plus the stream operations every stage uses."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bus import messages
+from bus.names import Keys
+from bus.server import EmbeddedRedis
+
+log = logging.getLogger("vigil.bus")
+T = TypeVar("T")
+FIELD = b"m"  # every stream entry holds one msgpack message under this field
+
+# Writes a stream entry only if its marker key is new, atomically: a packet analysed twice
+# (after a crash and XAUTOCLAIM) still yields one event.
+_ADD_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
+  local args = {KEYS[1]}
+  if ARGV[2] ~= '' then table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, ARGV[2]) end
+  table.insert(args, '*'); table.insert(args, 'm'); table.insert(args, ARGV[1])
+  return redis.call('XADD', unpack(args))
+end
+return false
+"""
+
+
+def _sid(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Bus:
+    def __init__(self, client: aioredis.Redis, keys: Keys | None = None, url: str = "") -> None:
+        self.r = client
+        self.keys = keys or Keys()
+        self.url = url
+        self._add_once = client.register_script(_ADD_ONCE)
+
+    # -- plain streams -----------------------------------------------------------------
+    async def publish(
+        self, stream: str, msg: msgspec.Struct, *, maxlen: int | None = None, minid: str | None = None
+    ) -> str:
+        entry = await self.r.xadd(
+            stream, {FIELD: messages.encode(msg)}, maxlen=maxlen, minid=minid, approximate=True
+        )
+        return _sid(entry)
+
+    async def publish_once(
+        self, stream: str, marker: str, msg: msgspec.Struct, *, ttl_s: int = 7 * 86400, maxlen: int | None = None
+    ) -> str | None:
+        """XADD unless `marker` was already set; returns the entry id, or None for a duplicate."""
+        entry = await self._add_once(
+            keys=[stream, marker], args=[messages.encode(msg), str(maxlen or ""), str(ttl_s)]
+        )
+        return _sid(entry) if entry else None
+
+    async def read(
+        self, cursors: dict[str, str], kind: type[T], *, count: int = 100, block_ms: int | None = 1000
+    ) -> list[tuple[str, str, T]]:
+        """XREAD from several streams; returns (stream, entry id, message) in stream order."""
+        if not cursors:
+            return []
+        reply = await self.r.xread(cursors, count=count, block=block_ms)
+        return self._decode_reply(reply, kind)
+
+    async def range(
+        self, stream: str, kind: type[T], *, start: str = "-", end: str = "+", count: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[str, T]]:
+        if reverse:
+            rows = await self.r.xrevrange(stream, max=end, min=start, count=count)
+        else:
+            rows = await self.r.xrange(stream, min=start, max=end, count=count)
+        return [(_sid(i), messages.decode(f[FIELD], kind)) for i, f in rows if FIELD in f]
+
+    # -- consumer groups -----------------------------------------------------------------
+    async def ensure_group(self, stream: str, group: str, start: str = "0") -> None:
+        try:
+            await self.r.xgroup_create(stream, group, id=start, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_group(
+        self, stream: str, group: str, consumer: str, kind: type[T], *, count: int = 10, block_ms: int = 1000
+    ) -> list[tuple[str, T | None]]:
+        """New entries for this consumer. A message that fails to decode comes back as None."""
+        reply = await self.r.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
+        return [(i, m) for _, i, m in self._decode_reply(reply, kind, keep_bad=True)]
+
+    async def ack(self, stream: str, group: str, *ids: str) -> int:
+        return await self.r.xack(stream, group, *ids) if ids else 0
+
+    async def autoclaim(
+        self, stream: str, group: str, consumer: str, kind: type[T], *, min_idle_ms: int, count: int = 10
+    ) -> list[tuple[str, T | None]]:
+        """Take over entries another consumer left pending for `min_idle_ms` (a dead worker)."""
+        reply = await self.r.xautoclaim(stream, group, consumer, min_idle_ms, start_id="0-0", count=count)
+        rows = reply[1] if reply else []
+        out: list[tuple[str, T | None]] = []
+        for entry_id, fields in rows:
+            out.append((_sid(entry_id), self._decode_fields(fields, kind)))
+        return out
+
+    async def group_info(self, stream: str, group: str) -> dict | None:
+        try:
+            groups = await self.r.xinfo_groups(stream)
+        except ResponseError:
+            return None
+        for g in groups:
+            if _sid(g["name"]) == group:
+                return {k: (_sid(v) if isinstance(v, bytes) else v) for k, v in g.items()}
+        return None
+
+    # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _decode_fields(fields: dict | None, kind: type[T]) -> T | None:
+        if not fields or FIELD not in fields:
+            return None
+        try:
+            return messages.decode(fields[FIELD], kind)
+        except msgspec.DecodeError as exc:
+            log.warning("undecodable bus message skipped: %s", exc)
+            return None
+
+    def _decode_reply(self, reply: list, kind: type[T], keep_bad: bool = False) -> list:
+        out = []
+        for stream, rows in reply or []:
+            for entry_id, fields in rows:
+                msg = self._decode_fields(fields, kind)
+                if msg is not None or keep_bad:
+                    out.append((_sid(stream), _sid(entry_id), msg))
+        return out
+
+    async def close(self) -> None:
+        await self.r.aclose()
+
+
+@asynccontextmanager
+async def open_bus(url: str | None = None, *, prefix: str = "vigil:", persist_dir: str | None = None) -> AsyncIterator[Bus]:
+    """Connect to `url`, else REDIS_URL, else start an embedded redis-server for the duration."""
+    url = url or os.environ.get("REDIS_URL") or None
+    embedded: EmbeddedRedis | None = None
+    if url is None:
+        embedded = EmbeddedRedis(data_dir=persist_dir, persist=persist_dir is not None)
+        url = embedded.start()
+    client = aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=15)
+    bus = Bus(client, Keys(prefix), url)
+    try:
+        await client.ping()
+        yield bus
+    finally:
+        await bus.close()
+        if embedded:
+            embedded.stop()
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials in a connection or camera URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))

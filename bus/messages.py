@@ -1,0 +1,216 @@
+"""The one module that defines what travels on the bus.
+
+Messages are versioned (`v`), typed msgspec structs. On the bus they are msgpack (binary-safe:
+JPEG and luma bytes travel inside); the public JSON (websocket, webhooks, REST) is the same
+struct encoded as JSON, with bytes fields never part of a public type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal, TypeVar, Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+from bus.names import ID_PATTERN
+
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+Reason = Literal["onset", "motion", "heartbeat", "flush"]
+Severity = Literal["info", "warning", "critical"]
+AlertState = Literal["open", "update", "resolved"]
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+# --------------------------------------------------------------------------- shared state
+class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type"):
+    """A camera in the registry. `url` may hold credentials: never log or serve it raw."""
+
+    v: int = SCHEMA_VERSION
+    id: Id
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    sample_fps: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # "realtime" paces files like a live camera; "fast" decodes as fast as it can (replays).
+    pace: Literal["realtime", "fast"] = "realtime"
+    loop: bool = False
+    enabled: bool = True
+    context: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    # Stop after this much stream time (replays, tests); None: until the source ends.
+    duration: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
+class LabelRule(msgspec.Struct, kw_only=True, tag="label", tag_field="kind"):
+    """Structured rule: `label` seen at least `min_count` times in one packet's frame."""
+
+    v: int = SCHEMA_VERSION
+    id: Id
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    cameras: list[Id] = []  # empty: every camera
+    min_count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    severity: Severity = "warning"
+    title: str = ""
+    # A match within this many seconds of the last one updates the open alert.
+    consolidate_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    # No match for this long resolves the alert.
+    quiet_s: Annotated[float, msgspec.Meta(ge=0)] = 15.0
+
+
+Rule = LabelRule
+
+
+# --------------------------------------------------------------------------- frames
+class Frame(msgspec.Struct, kw_only=True, tag="frame", tag_field="type"):
+    """One sampled frame: a low-res luma plane for motion plus a model-size JPEG."""
+
+    v: int = SCHEMA_VERSION
+    camera: str
+    seq: int  # index of this sampled frame since the source opened
+    ts: float  # seconds on the source's own clock (pts; for a file: from its start)
+    wall: float  # epoch seconds of capture
+    width: int  # of the JPEG (<= 448x448, aspect kept)
+    height: int
+    jpeg: bytes
+    luma: bytes  # uint8 plane, luma_w x luma_h
+    luma_w: int
+    luma_h: int
+    src_width: int
+    src_height: int
+    keyframe: bool = False
+
+
+class StreamEnd(msgspec.Struct, kw_only=True, tag="end", tag_field="type"):
+    """The source ended (file finished, or gave up): the scheduler flushes what it holds."""
+
+    v: int = SCHEMA_VERSION
+    camera: str
+    wall: float
+    frames: int
+    error: str = ""
+
+
+FrameStreamItem = Union[Frame, StreamEnd]
+
+
+# --------------------------------------------------------------------------- packets
+class MotionSummary(msgspec.Struct, kw_only=True):
+    area: float  # largest fraction of the image in motion over the packet's frames
+    boxes: list[list[float]] = []  # [x, y, w, h] normalised to 0..1
+
+
+class PacketFrame(msgspec.Struct, kw_only=True):
+    seq: int
+    ts: float
+    wall: float
+    temporal_id: int
+    motion: float
+    jpeg: bytes
+
+
+class Packet(msgspec.Struct, kw_only=True, tag="packet", tag_field="type"):
+    """Up to six same-size frames of one camera, the unit of MiniCPM-V 4.5's 3D resampler."""
+
+    v: int = SCHEMA_VERSION
+    id: str
+    camera: str
+    reason: Reason
+    width: int
+    height: int
+    frames: list[PacketFrame]
+    temporal_ids: list[list[int]]
+    motion: MotionSummary
+    created: float  # epoch seconds when the scheduler emitted it
+
+    @property
+    def frame_ts(self) -> list[float]:
+        return [f.ts for f in self.frames]
+
+
+# --------------------------------------------------------------------------- events (public)
+class RuleMatch(msgspec.Struct, kw_only=True):
+    rule: str
+    match: bool
+    confidence: float
+    evidence: str
+
+
+class EventFrame(msgspec.Struct, kw_only=True):
+    ts: float
+    temporal_id: int
+    url: str
+
+
+class Event(msgspec.Struct, kw_only=True, tag="event", tag_field="type"):
+    v: int = SCHEMA_VERSION
+    id: str
+    camera: str
+    start: datetime
+    end: datetime
+    packet_id: str
+    reason: Reason
+    summary: str
+    labels: list[str]
+    counts: dict[str, int] = {}
+    motion: MotionSummary
+    rules: list[RuleMatch] = []
+    backend: str
+    model: str
+    latency_ms: float
+    visual_tokens: int
+    frames: list[EventFrame]
+    status: Literal["ok", "unparsed", "error"] = "ok"
+    raw: str = ""
+
+
+class Alert(msgspec.Struct, kw_only=True, tag="alert", tag_field="type"):
+    v: int = SCHEMA_VERSION
+    id: str
+    state: AlertState
+    rule: str
+    camera: str
+    severity: Severity
+    title: str
+    message: str
+    event_ids: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    snapshot_url: str
+    seq: int = 0  # change number within this alert's life (0 = open)
+
+
+PublicMessage = Union[Event, Alert]
+
+# --------------------------------------------------------------------------- codec
+_msgpack = msgspec.msgpack.Encoder()
+_json = msgspec.json.Encoder()
+T = TypeVar("T")
+_decoders: dict[object, msgspec.msgpack.Decoder] = {}
+
+
+def encode(msg: msgspec.Struct) -> bytes:
+    """Bus encoding: compact and binary-safe."""
+    return _msgpack.encode(msg)
+
+
+def decode(data: bytes, kind: type[T]) -> T:
+    dec = _decoders.get(kind)
+    if dec is None:
+        dec = _decoders[kind] = msgspec.msgpack.Decoder(kind)
+    return dec.decode(data)
+
+
+def to_json(msg: msgspec.Struct) -> bytes:
+    """Public encoding (websocket, webhook, REST, CLI --json)."""
+    return _json.encode(msg)
+
+
+def to_builtins(msg: msgspec.Struct) -> dict:
+    return msgspec.to_builtins(msg)
+
+
+def json_schema(kind: type) -> dict:
+    return msgspec.json.schema(kind)

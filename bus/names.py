@@ -1,0 +1,81 @@
+"""Every Redis key and stream name Vigil uses, in one place."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Camera and rule ids travel in keys and URLs, so they are kept to a safe alphabet.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value)) and ".." not in value
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix; a prefix per run isolates one-shot CLI runs on a shared Redis."""
+
+    prefix: str = "vigil:"
+
+    # -- streams ------------------------------------------------------------------
+    def frames(self, camera: str) -> str:
+        return f"{self.prefix}frames:{camera}"
+
+    @property
+    def packets(self) -> str:
+        return f"{self.prefix}packets"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    # -- consumer groups ----------------------------------------------------------
+    ANALYZERS = "analyzers"
+    ALERTERS = "alerters"
+
+    # -- shared state ---------------------------------------------------------------
+    @property
+    def cameras(self) -> str:
+        """Hash: camera id -> Camera (msgpack)."""
+        return f"{self.prefix}cameras"
+
+    @property
+    def rules(self) -> str:
+        """Hash: rule id -> Rule (msgpack)."""
+        return f"{self.prefix}rules"
+
+    def camera_status(self, camera: str) -> str:
+        return f"{self.prefix}status:camera:{camera}"
+
+    def scheduler_cursor(self, camera: str) -> str:
+        """Last frames-stream id the scheduler has consumed for a camera."""
+        return f"{self.prefix}sched:cursor:{camera}"
+
+    def scheduler_done(self, camera: str) -> str:
+        """Set when the scheduler has flushed a camera's end of stream (value: last packet id)."""
+        return f"{self.prefix}sched:done:{camera}"
+
+    def packet_ref(self, packet_id: str) -> str:
+        """Packet id -> its entry id in the packets stream (for lookups by id)."""
+        return f"{self.prefix}pkt:{packet_id}"
+
+    def once(self, kind: str, item_id: str) -> str:
+        """Marker that makes a write idempotent (an event per packet, an alert change per event)."""
+        return f"{self.prefix}once:{kind}:{item_id}"
+
+    def open_alert(self, rule: str, camera: str) -> str:
+        return f"{self.prefix}alert:open:{rule}:{camera}"
+
+    @property
+    def open_alerts_index(self) -> str:
+        return f"{self.prefix}alert:open-index"
+
+    def stage_heartbeat(self, stage: str, worker: str) -> str:
+        return f"{self.prefix}stage:{stage}:{worker}"

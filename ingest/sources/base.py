@@ -1,0 +1,37 @@
+"""The source interface: something that yields decoded frames with their stream time."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import av
+
+
+class SourceError(RuntimeError):
+    """A source failed in a way worth telling the operator (bad URL, unreadable file, ...)."""
+
+
+@dataclass(slots=True)
+class Decoded:
+    frame: av.VideoFrame
+    ts: float  # seconds on the source's clock, from its first frame
+    keyframe: bool
+
+
+class Source(abc.ABC):
+    """One camera's media. `frames()` runs in a worker thread (decode is CPU-bound) and
+    must return promptly once `stop` is set."""
+
+    #: True when the source delivers frames at capture pace by itself (live cameras).
+    live: bool = True
+
+    @abc.abstractmethod
+    def frames(self, stop: threading.Event) -> Iterator[Decoded]:
+        ...
+
+    def describe(self) -> str:
+        """A credential-free description for logs and status."""
+        return type(self).__name__

@@ -1,0 +1,113 @@
+"""Process wiring: which stages run in this process, all against one bus."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.service import AlertsService
+from analyzer.backends import make_backend
+from analyzer.service import AnalyzerService
+from bus.connection import Bus
+from bus.registry import Registry
+from ingest.service import IngestService
+from scheduler.service import SchedulerService
+from vigil.config import VigilConfig
+
+log = logging.getLogger("vigil")
+STAGES = ("ingest", "scheduler", "analyzer", "alerts", "web")
+
+
+async def seed_registry(bus: Bus, cfg: VigilConfig) -> None:
+    """The config seeds the registries; later API edits live in Redis."""
+    reg = Registry(bus)
+    for cam in cfg.cameras:
+        await reg.put_camera(cam)
+    for rule in cfg.rules:
+        await reg.put_rule(rule)
+
+
+@dataclass
+class Pipeline:
+    bus: Bus
+    cfg: VigilConfig
+    stages: tuple[str, ...]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    services: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        for stage in self.stages:
+            svc = self._make(stage)
+            self.services[stage] = svc
+            self.tasks[stage] = asyncio.create_task(self._guard(stage, svc), name=f"stage:{stage}")
+
+    def _make(self, stage: str) -> Any:
+        c = self.cfg
+        if stage == "ingest":
+            return IngestService(self.bus, c.ingest)
+        if stage == "scheduler":
+            return SchedulerService(self.bus, c.scheduler)
+        if stage == "analyzer":
+            return AnalyzerService(self.bus, c.analyzer, make_backend(c.analyzer))
+        if stage == "alerts":
+            return AlertsService(self.bus, c.alerts)
+        if stage == "web":
+            return WebStage(self.bus, c)
+        raise ValueError(f"unknown stage {stage!r}")
+
+    async def _guard(self, stage: str, svc: Any) -> None:
+        try:
+            await svc.run(self.stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stage %s crashed; stopping", stage)
+            self.stop.set()
+            raise
+
+    async def wait(self) -> None:
+        await self.stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        if self.tasks:
+            done, pending = await asyncio.wait(self.tasks.values(), timeout=10)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+class WebStage:
+    def __init__(self, bus: Bus, cfg: VigilConfig) -> None:
+        import uvicorn
+
+        from web.app import create_app
+
+        self.app = create_app(bus, cfg.web)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host=cfg.web.host, port=cfg.web.port, log_level="warning", access_log=False,
+                           lifespan="on", ws_ping_interval=20)
+        )
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        serve = asyncio.create_task(self.server.serve())
+        await asyncio.wait([serve, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        self.server.should_exit = True
+        await serve
+        if self.server.started is False and not stop.is_set():
+            raise RuntimeError(f"web server could not start on {self.server.config.host}:{self.server.config.port}")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass

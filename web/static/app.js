@@ -1,0 +1,557 @@
+// Vigil dashboard. Plain DOM, no framework. Every value from the server reaches the page
+// through textContent or a checked attribute, never through innerHTML.
+'use strict';
+
+(function () {
+  const MAX_EVENTS = 200;          // event rows kept in the DOM
+  const MAX_ALERTS = 200;          // alert rows kept (resolved ones are dropped first)
+  const CAMERA_POLL_MS = 2000;
+  const SNAPSHOT_MS = 1000;
+  const SNAPSHOT_RETRY_MS = 5000;  // after a failed snapshot (404: no frame yet)
+  const BACKOFF_MIN_MS = 1000;
+  const BACKOFF_MAX_MS = 10000;
+  const RESUME_REWIND_MS = 5000;   // see resumeCursor()
+  const STATES = ['streaming', 'connecting', 'error', 'ended', 'unknown'];
+  const SEVERITIES = ['info', 'warning', 'critical'];
+
+  const $ = (id) => document.getElementById(id);
+  const S = {
+    running: false,
+    gen: 0,                  // bumped on sign-out so late async results are ignored
+    timers: [],
+    pollBusy: false,
+    cameras: new Map(),      // id -> card state
+    cameraNames: new Map(),
+    seenEvents: new Set(),   // event ids already shown (dedupes history vs. websocket replay)
+    alerts: new Map(),       // id -> {data, seq, row}
+    ws: null,
+    cursor: null,            // highest stream id received over the websocket
+    backoff: BACKOFF_MIN_MS,
+    reconnectTimer: 0,
+  };
+
+  class Unauthorized extends Error {}
+
+  // ---- small helpers ---------------------------------------------------------------
+
+  function el(tag, cls, text) {
+    const n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text !== undefined && text !== null) n.textContent = String(text);
+    return n;
+  }
+  const str = (v, dflt = '') => (v === undefined || v === null ? dflt : String(v));
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const arr = (v) => (Array.isArray(v) ? v : []);
+  const obj = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : {});
+  // Class names built from data are limited to a known set.
+  const pick = (v, allowed, dflt) => (allowed.includes(v) ? v : dflt);
+
+  // Only same-origin absolute paths are used as src/href: no javascript:, data: or other hosts.
+  function safeUrl(u) {
+    return typeof u === 'string' && u.startsWith('/') && !u.startsWith('//') && !u.includes('\\') ? u : null;
+  }
+
+  function parseTime(iso) {
+    if (typeof iso !== 'string' || !iso) return null;
+    let s = iso.replace(/(\.\d{3})\d+/, '$1');       // microseconds -> milliseconds
+    if (!/(Z|[+-]\d\d:?\d\d)$/i.test(s)) s += 'Z';   // the API speaks UTC
+    const d = new Date(s);
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+
+  function timeEl(iso) {
+    const d = parseTime(iso);
+    const t = el('time', 'ts', d ? fmtClock(d) : '—');
+    if (d) { t.dateTime = d.toISOString(); t.title = d.toLocaleString(); }
+    return t;
+  }
+
+  function fmtClock(d) {
+    const clock = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const today = new Date().toDateString() === d.toDateString();
+    return today ? clock : d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + clock;
+  }
+
+  function fmtAge(s) {
+    if (s === null || s < 0) return 'no frames';
+    if (s < 60) return s.toFixed(1) + ' s ago';
+    if (s < 3600) return Math.round(s / 60) + ' min ago';
+    return Math.round(s / 3600) + ' h ago';
+  }
+
+  async function getJSON(path) {
+    const res = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    if (res.status === 401) { sessionLost(); throw new Unauthorized(); }
+    if (!res.ok) throw new Error(path + ': HTTP ' + res.status);
+    return res.json();
+  }
+
+  // ---- sign-in / sign-out ----------------------------------------------------------
+
+  function showLogin(message) {
+    $('app-view').hidden = true;
+    $('login-view').hidden = false;
+    $('login-error').textContent = message || '';
+    $('token-input').focus();
+  }
+
+  function setLoginBusy(busy) {
+    $('login-button').disabled = busy;
+    $('login-button').textContent = busy ? 'Signing in…' : 'Sign in';
+  }
+
+  // Reads #token=... and wipes it from the address bar (and history) before anything else,
+  // so the token is not left visible, bookmarked or shared even if the sign-in fails.
+  function takeFragmentToken() {
+    if (!location.hash) return null;
+    const token = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (token === null) return null;
+    history.replaceState(null, '', location.pathname + location.search);
+    return token.trim() || null;
+  }
+
+  async function login(token) {
+    setLoginBusy(true);
+    try {
+      const res = await fetch('/api/login', {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ token }),
+      });
+      if (res.ok) {
+        $('token-input').value = '';
+        enterApp(await res.json());
+        return;
+      }
+      showLogin(res.status === 401 ? 'Invalid token.'
+        : res.status === 429 ? 'Too many attempts. Wait a minute, then try again.'
+        : 'Sign-in failed (HTTP ' + res.status + ').');
+    } catch (e) {
+      showLogin('Cannot reach the server.');
+    } finally {
+      setLoginBusy(false);
+    }
+  }
+
+  async function checkSession() {
+    try {
+      const res = await fetch('/api/me', { credentials: 'same-origin' });
+      if (res.ok) return enterApp(await res.json());
+      showLogin(res.status === 401 ? '' : 'Server error (HTTP ' + res.status + ').');
+    } catch (e) {
+      showLogin('Cannot reach the server.');
+    }
+  }
+
+  async function logout() {
+    try { await fetch('/api/logout', { method: 'POST', credentials: 'same-origin' }); } catch (e) { /* cookie may linger; still leave */ }
+    stop();
+    showLogin('Signed out.');
+  }
+
+  function sessionLost() {
+    if (!S.running) return;
+    stop();
+    showLogin('Your session has ended. Please sign in again.');
+  }
+
+  function setUser(name, role) {
+    $('user-name').textContent = str(name, 'unknown') + (role ? ' (' + role + ')' : '');
+  }
+
+  async function enterApp(me) {
+    me = obj(me);
+    setUser(me.name, me.role);
+    $('login-view').hidden = true;
+    $('app-view').hidden = false;
+    if (S.running) return;
+    S.running = true;
+    const gen = ++S.gen;
+    setConn('connecting');
+    await pollCameras();  // first, so events and alerts can show camera names
+    if (gen !== S.gen) return;
+    S.timers.push(setInterval(pollCameras, CAMERA_POLL_MS), setInterval(refreshSnapshots, SNAPSHOT_MS));
+    await loadHistory();
+    if (gen === S.gen && S.running) connectWs();
+  }
+
+  function stop() {
+    S.running = false;
+    S.gen++;
+    S.timers.forEach(clearInterval);
+    S.timers = [];
+    clearTimeout(S.reconnectTimer);
+    S.reconnectTimer = 0;
+    if (S.ws) { const ws = S.ws; S.ws = null; ws.onclose = null; ws.onmessage = null; ws.close(); }
+    // Nothing of the previous session stays on screen or in memory.
+    S.cursor = null;
+    S.backoff = BACKOFF_MIN_MS;
+    S.cameras.clear(); S.cameraNames.clear(); S.seenEvents.clear(); S.alerts.clear();
+    ['camera-grid', 'timeline', 'alerts'].forEach((id) => $(id).replaceChildren());
+    ['camera-note', 'event-count', 'alert-count', 'user-name'].forEach((id) => { $(id).textContent = ''; });
+    setConn('offline');
+  }
+
+  // ---- cameras ---------------------------------------------------------------------
+
+  async function pollCameras() {
+    if (S.pollBusy || !S.running) return;
+    S.pollBusy = true;
+    const gen = S.gen;
+    try {
+      const list = await getJSON('/api/cameras');
+      if (gen !== S.gen) return;
+      renderCameras(arr(list));
+      $('camera-note').textContent = S.cameras.size ? String(S.cameras.size) : 'none configured';
+    } catch (e) {
+      if (!(e instanceof Unauthorized) && gen === S.gen) $('camera-note').textContent = 'camera list unavailable, retrying';
+    } finally {
+      S.pollBusy = false;
+    }
+  }
+
+  function renderCameras(list) {
+    const grid = $('camera-grid');
+    const seen = new Set();
+    let i = 0;
+    for (const c of list) {
+      if (!c || c.id === undefined || c.id === null) continue;
+      const id = String(c.id);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      S.cameraNames.set(id, str(c.name) || id);
+      let cam = S.cameras.get(id);
+      if (!cam) { cam = makeCard(id); S.cameras.set(id, cam); }
+      // Keep the server's order, touching the DOM only when a card is out of place.
+      if (grid.children[i] !== cam.card) grid.insertBefore(cam.card, grid.children[i] || null);
+      i++;
+      updateCard(cam, c);
+    }
+    for (const [id, cam] of S.cameras) {
+      if (!seen.has(id)) { cam.card.remove(); S.cameras.delete(id); }
+    }
+  }
+
+  function makeCard(id) {
+    const card = el('article', 'camera-card');
+    card.dataset.cameraId = id;
+    const frame = el('div', 'frame');
+    const img = el('img');
+    img.alt = 'Latest frame of ' + id;
+    img.decoding = 'async';
+    const badge = el('span', 'badge state state-unknown', 'unknown');
+    frame.append(img, el('span', 'no-frame', 'No frame yet'), badge);
+    const name = el('div', 'cam-name');
+    const stats = el('div', 'cam-stats');
+    const error = el('div', 'cam-error');
+    error.hidden = true;
+    const body = el('div', 'cam-body');
+    body.append(name, stats, error);
+    card.append(frame, body);
+    const cam = { id, card, img, badge, name, stats, error, url: null, loading: false, loadStart: 0,
+      retryAt: 0, mayHaveFrame: true, prev: null, fps: null };
+    img.addEventListener('load', () => { cam.loading = false; card.classList.add('has-frame'); });
+    img.addEventListener('error', () => {
+      cam.loading = false;
+      card.classList.remove('has-frame');
+      cam.retryAt = Date.now() + SNAPSHOT_RETRY_MS;
+    });
+    return cam;
+  }
+
+  function updateCard(cam, c) {
+    const st = obj(c.status);
+    const rawState = str(st.state, 'unknown');
+    const state = pick(rawState, STATES, 'unknown');
+    cam.badge.className = 'badge state state-' + state;
+    cam.badge.textContent = c.enabled === false ? 'disabled' : rawState;
+    cam.card.dataset.state = state;
+    cam.name.textContent = str(c.name) || cam.id;
+    cam.name.title = str(c.source);
+    cam.url = safeUrl(c.snapshot_url);
+
+    // Sampled fps from the counter delta; the status's own "updated" stamp is preferred
+    // because the status is only republished every so often, not on each poll.
+    const sampled = num(st.sampled);
+    const upd = num(st.updated);
+    const t = upd !== null ? upd : performance.now() / 1000;
+    const clock = upd !== null ? 'server' : 'client';
+    const p = cam.prev;
+    if (p && p.clock === clock && sampled !== null && p.sampled !== null && t > p.t) {
+      const rate = (sampled - p.sampled) / (t - p.t);
+      cam.fps = rate >= 0 ? rate : null;  // negative: the worker restarted and counters reset
+    }
+    if (!p || p.clock !== clock || t > p.t) cam.prev = { sampled, t, clock };
+
+    const parts = [];
+    const target = num(c.sample_fps);
+    parts.push((cam.fps === null ? '–' : cam.fps.toFixed(1)) + (target !== null ? ' / ' + target + ' fps' : ' fps'));
+    const dropped = num(st.dropped);
+    if (dropped !== null) parts.push(dropped + ' dropped');
+    const age = num(st.last_frame_age_s);
+    if (age !== null) parts.push(fmtAge(age));
+    cam.stats.textContent = parts.join(' · ');
+
+    const err = str(st.last_error);
+    cam.error.hidden = !err;
+    cam.error.textContent = err;
+    cam.error.title = err;
+
+    // Skip snapshot requests that can only 404 (nothing written yet), to keep the console clean.
+    const written = num(st.written);
+    cam.mayHaveFrame = !(written === 0 && (age === null || age < 0)) || cam.card.classList.contains('has-frame');
+  }
+
+  function refreshSnapshots() {
+    if (document.hidden || !S.running) return;
+    const now = Date.now();
+    for (const cam of S.cameras.values()) {
+      if (!cam.url || !cam.mayHaveFrame || now < cam.retryAt) continue;
+      if (cam.loading && now - cam.loadStart < 10000) continue;  // one request at a time per card
+      cam.loading = true;
+      cam.loadStart = now;
+      // The browser keeps showing the previous frame until the new one has loaded: no flicker.
+      cam.img.src = cam.url + (cam.url.includes('?') ? '&' : '?') + 't=' + now;
+    }
+  }
+
+  const cameraName = (id) => S.cameraNames.get(str(id)) || str(id, '?');
+
+  // ---- events ----------------------------------------------------------------------
+
+  function addEvent(ev, live) {
+    if (!ev || (typeof ev.id !== 'string' && typeof ev.id !== 'number')) return;
+    const id = String(ev.id);
+    if (S.seenEvents.has(id)) return;
+    S.seenEvents.add(id);
+    if (S.seenEvents.size > MAX_EVENTS * 5) S.seenEvents.delete(S.seenEvents.values().next().value);
+    const row = renderEvent(ev);
+    const tl = $('timeline');
+    if (live) { row.classList.add('fresh'); tl.prepend(row); } else tl.append(row);
+    while (tl.childElementCount > MAX_EVENTS) tl.lastElementChild.remove();
+    $('event-count').textContent = String(tl.childElementCount);
+  }
+
+  function renderEvent(ev) {
+    const reason = str(ev.reason, 'unknown');
+    const row = el('article', 'event');
+    row.dataset.eventId = String(ev.id);
+    row.dataset.reason = reason;
+
+    const head = el('div', 'event-head');
+    const cam = el('span', 'event-camera', cameraName(ev.camera));
+    cam.title = str(ev.camera);
+    head.append(cam, timeEl(ev.start),
+      el('span', 'badge reason reason-' + pick(reason, ['onset', 'motion', 'heartbeat', 'flush'], 'other'), reason));
+    if (ev.status && ev.status !== 'ok') head.append(el('span', 'badge bad', str(ev.status)));
+    const area = num(obj(ev.motion).area);
+    if (area !== null && area > 0) head.append(el('span', 'meta', 'motion ' + Math.round(area * 100) + '%'));
+    const lat = num(ev.latency_ms);
+    if (lat !== null) head.append(el('span', 'meta latency', Math.round(lat) + ' ms'));
+    row.append(head);
+
+    const chips = el('div', 'chips');
+    const counts = obj(ev.counts);
+    for (const label of arr(ev.labels)) {
+      const n = num(counts[label]);
+      chips.append(el('span', 'chip', str(label) + (n !== null && n > 1 ? ' ×' + n : '')));
+    }
+    for (const r of arr(ev.rules)) {
+      if (!r || !r.match) continue;
+      const chip = el('span', 'chip rule', '⚑ ' + str(r.rule));
+      const conf = num(r.confidence);
+      chip.title = (conf !== null ? Math.round(conf * 100) + '% · ' : '') + str(r.evidence);
+      chips.append(chip);
+    }
+    if (chips.childElementCount) row.append(chips);
+
+    const summary = str(ev.summary).trim();
+    if (summary) row.append(el('p', 'summary', summary));
+
+    const strip = el('div', 'strip');
+    for (const f of arr(ev.frames)) {
+      const url = safeUrl(f && f.url);
+      const tid = num(f && f.temporal_id);
+      const thumb = el('figure', 'thumb');
+      if (url) {
+        const a = el('a');
+        a.href = url; a.target = '_blank'; a.rel = 'noopener';
+        const img = el('img');
+        img.loading = 'lazy';  // set before src, or the browser fetches eagerly
+        img.decoding = 'async';
+        img.width = 96; img.height = 54;
+        img.alt = 'keyframe' + (tid !== null ? ' ' + tid : '');
+        img.addEventListener('error', () => thumb.classList.add('missing'), { once: true });
+        img.src = url;
+        a.append(img);
+        thumb.append(a);
+      }
+      thumb.append(el('figcaption', null, tid !== null ? 't' + tid : '–'));
+      strip.append(thumb);
+    }
+    row.append(strip);
+    return row;
+  }
+
+  // ---- alerts ----------------------------------------------------------------------
+
+  function upsertAlert(a, live) {
+    if (!a || (typeof a.id !== 'string' && typeof a.id !== 'number')) return;
+    const id = String(a.id);
+    const seq = num(a.seq) !== null ? a.seq : 0;
+    const cur = S.alerts.get(id);
+    // Ignore older changes, and replays of the one already shown (websocket resume rewinds a bit).
+    if (cur && (cur.seq > seq || (cur.seq === seq && cur.data.state === a.state && cur.data.last_seen === a.last_seen))) return;
+    const row = renderAlert(a, id);
+    if (live) row.classList.add('fresh');
+    if (cur) cur.row.replaceWith(row); else $('alerts').append(row);
+    S.alerts.set(id, { data: a, seq, row });
+  }
+
+  function renderAlert(a, id) {
+    const sev = pick(a.severity, SEVERITIES, 'info');
+    const state = pick(a.state, ['open', 'update', 'resolved'], 'open');
+    const row = el('article', 'alert sev-' + sev + ' state-' + state);
+    row.dataset.alertId = id;
+    row.dataset.state = state;
+
+    const head = el('div', 'alert-head');
+    head.append(el('span', 'badge sev', sev), el('span', 'badge astate astate-' + state, state === 'update' ? 'open' : state),
+      el('span', 'alert-title', str(a.title) || str(a.rule, 'Alert')));
+    row.append(head);
+    const msg = str(a.message).trim();
+    if (msg) row.append(el('p', 'alert-msg', msg));
+    const meta = el('div', 'alert-meta');
+    const events = arr(a.event_ids).length;
+    meta.append(el('span', 'event-camera', cameraName(a.camera)), timeEl(a.last_seen));
+    if (events) meta.append(el('span', 'meta', events + (events === 1 ? ' event' : ' events')));
+    row.append(meta);
+    return row;
+  }
+
+  const isOpen = (entry) => entry.data.state !== 'resolved';
+  const lastSeen = (entry) => { const d = parseTime(entry.data.last_seen); return d ? d.getTime() : 0; };
+
+  // Open alerts first, then most recently seen; drop the oldest resolved rows beyond the cap.
+  function sortAlerts() {
+    const list = [...S.alerts.values()].sort((x, y) => (isOpen(y) - isOpen(x)) || (lastSeen(y) - lastSeen(x)));
+    while (list.length > MAX_ALERTS && !isOpen(list[list.length - 1])) {
+      const gone = list.pop();
+      gone.row.remove();
+      S.alerts.delete(String(gone.data.id));
+    }
+    const box = $('alerts');
+    list.forEach((e) => box.appendChild(e.row));
+    const open = list.filter(isOpen).length;
+    $('alert-count').textContent = open ? open + ' open' : (list.length ? 'none open' : '');
+  }
+
+  async function loadHistory() {
+    const gen = S.gen;
+    // allSettled: one failing endpoint should not hide the other.
+    const [ev, al] = await Promise.allSettled([getJSON('/api/events?limit=50'), getJSON('/api/alerts?limit=100')]);
+    if (gen !== S.gen) return;
+    if (ev.status === 'fulfilled') arr(obj(ev.value).items).forEach((e) => addEvent(e, false));  // newest first
+    if (al.status === 'fulfilled') arr(obj(al.value).items).forEach((a) => upsertAlert(a, false));
+    sortAlerts();
+  }
+
+  // ---- live websocket --------------------------------------------------------------
+
+  function setConn(state, text) {
+    const n = $('conn-status');
+    n.dataset.state = state;
+    n.textContent = text || state;
+  }
+
+  // Stream ids look like "<ms>-<seq>"; compare them numerically.
+  function cmpCursor(a, b) {
+    const [am, as] = a.split('-').map(Number);
+    const [bm, bs] = b.split('-').map(Number);
+    return am - bm || (as || 0) - (bs || 0);
+  }
+
+  // Events and alerts come from two streams sharing one resume id. A drop in the middle of a
+  // batch can leave one stream's entries unsent while the other's later ids were sent, so we
+  // resume a few seconds back and let the id/seq dedupe discard the repeats.
+  function resumeCursor() {
+    if (!S.cursor) return null;
+    const ms = Number(S.cursor.split('-')[0]);
+    return Number.isFinite(ms) ? Math.max(0, ms - RESUME_REWIND_MS) + '-0' : S.cursor;
+  }
+
+  function connectWs() {
+    if (!S.running || S.ws) return;
+    const since = resumeCursor();
+    const url = (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws' +
+      (since ? '?since=' + encodeURIComponent(since) : '');
+    let ws;
+    try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
+    S.ws = ws;
+    const gen = S.gen;
+    ws.onmessage = (m) => { if (gen === S.gen) onWsMessage(m.data); };
+    ws.onerror = () => { /* a close event always follows; handled there */ };
+    ws.onclose = (e) => {
+      if (S.ws === ws) S.ws = null;
+      if (gen !== S.gen || !S.running) return;
+      if (e.code === 4401) verifySession(); else scheduleReconnect();
+    };
+  }
+
+  function onWsMessage(data) {
+    let msg;
+    try { msg = JSON.parse(data); } catch (e) { return; }
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'hello') {
+      S.backoff = BACKOFF_MIN_MS;
+      setConn('connected');
+      if (msg.user) setUser(msg.user, msg.role);
+      return;
+    }
+    if (typeof msg.cursor === 'string' && /^\d+(-\d+)?$/.test(msg.cursor) &&
+        (!S.cursor || cmpCursor(msg.cursor, S.cursor) > 0)) S.cursor = msg.cursor;
+    if (msg.type === 'event') addEvent(msg, true);
+    else if (msg.type === 'alert') { upsertAlert(msg, true); sortAlerts(); }
+  }
+
+  function scheduleReconnect() {
+    if (!S.running || S.reconnectTimer) return;
+    setConn('reconnecting', 'reconnecting…');
+    const delay = S.backoff;
+    S.backoff = Math.min(S.backoff * 2, BACKOFF_MAX_MS);
+    S.reconnectTimer = setTimeout(() => { S.reconnectTimer = 0; connectWs(); }, delay);
+  }
+
+  // The socket refused us: find out whether the session expired or it was something else.
+  async function verifySession() {
+    try {
+      await getJSON('/api/me');
+      scheduleReconnect();
+    } catch (e) {
+      if (!(e instanceof Unauthorized)) scheduleReconnect();
+    }
+  }
+
+  // ---- wiring ----------------------------------------------------------------------
+
+  function boot() {
+    $('login-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const token = $('token-input').value.trim();
+      if (!token) { $('login-error').textContent = 'Enter your access token.'; return; }
+      login(token);
+    });
+    $('logout-button').addEventListener('click', () => { logout(); });
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshSnapshots(); });
+    window.addEventListener('online', () => {
+      // Back on the network: do not sit out the rest of a long backoff.
+      if (S.running && S.reconnectTimer) { clearTimeout(S.reconnectTimer); S.reconnectTimer = 0; connectWs(); }
+    });
+    const token = takeFragmentToken();
+    if (token) login(token); else checkSession();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
+  else boot();
+})();
