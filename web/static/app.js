@@ -104,10 +104,12 @@
   // Reads #token=... and wipes it from the address bar (and history) before anything else,
   // so the token is not left visible, bookmarked or shared even if the sign-in fails.
   function takeFragmentToken() {
-    if (!location.hash) return null;
-    const token = new URLSearchParams(location.hash.slice(1)).get('token');
-    if (token === null) return null;
+    // Parsed by hand: URLSearchParams would turn a '+' (common in base64 tokens) into a space.
+    const m = /(?:^#|&)token=([^&]*)/.exec(location.hash || '');
+    if (!m) return null;
     history.replaceState(null, '', location.pathname + location.search);
+    let token = m[1];
+    try { token = decodeURIComponent(token); } catch (e) { /* keep it as typed */ }
     return token.trim() || null;
   }
 
