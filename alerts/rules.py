@@ -13,7 +13,8 @@ def matches(rule: Rule, event: Event) -> bool:
     if isinstance(rule, LabelRule):
         count = event.counts.get(rule.label, 1 if rule.label in event.labels else 0)
         return count >= rule.min_count
-    return False
+    # Natural-language rules: the model's verdict in the event.
+    return any(r.rule == rule.id and r.match for r in event.rules)
 
 
 def title(rule: Rule, camera: str) -> str:

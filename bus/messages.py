@@ -44,23 +44,45 @@ class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type"):
     duration: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
-class LabelRule(msgspec.Struct, kw_only=True, tag="label", tag_field="kind"):
-    """Structured rule: `label` seen at least `min_count` times in one packet's frame."""
+class TimeWindow(msgspec.Struct, kw_only=True):
+    """Local wall-clock window in which a rule is active, e.g. 22:00-06:00 on weekdays."""
 
+    start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    end: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    days: list[Annotated[int, msgspec.Meta(ge=0, le=6)]] = []  # 0 = Monday; empty: every day
+
+
+class _RuleBase(msgspec.Struct, kw_only=True):
     v: int = SCHEMA_VERSION
     id: Id
-    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     cameras: list[Id] = []  # empty: every camera
-    min_count: Annotated[int, msgspec.Meta(ge=1)] = 1
     severity: Severity = "warning"
-    title: str = ""
+    title: Annotated[str, msgspec.Meta(max_length=200)] = ""
     # A match within this many seconds of the last one updates the open alert.
     consolidate_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     # No match for this long resolves the alert.
     quiet_s: Annotated[float, msgspec.Meta(ge=0)] = 15.0
+    enabled: bool = True
 
 
-Rule = LabelRule
+class LabelRule(_RuleBase, tag="label", tag_field="kind"):
+    """Structured rule: `label` seen at least `min_count` times in one packet's frame."""
+
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    min_count: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
+class PromptRule(_RuleBase, tag="prompt", tag_field="kind"):
+    """Natural-language rule answered by the model ("a person climbs the fence").
+
+    The text is data inside the prompt, never instructions to Vigil."""
+
+    prompt: Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
+    # Re-ask with thinking enabled when the fast answer is uncertain (or always, if critical).
+    think: bool = False
+
+
+Rule = Union[LabelRule, PromptRule]
 
 
 # --------------------------------------------------------------------------- frames
@@ -100,6 +122,7 @@ FrameStreamItem = Union[Frame, StreamEnd]
 class MotionSummary(msgspec.Struct, kw_only=True):
     area: float  # largest fraction of the image in motion over the packet's frames
     boxes: list[list[float]] = []  # [x, y, w, h] normalised to 0..1
+    zones: list[str] = []  # named zones (scheduler settings) the motion touched
 
 
 class PacketFrame(msgspec.Struct, kw_only=True):

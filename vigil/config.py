@@ -71,7 +71,12 @@ class VigilConfig(BaseModel):
     def _rules(cls, v: Any) -> list[Rule]:
         if not isinstance(v, list):
             raise ValueError("must be a list of rules")
-        return [_convert({"kind": "label", **r} if isinstance(r, dict) else r, Rule, i) for i, r in enumerate(v)]
+        out = []
+        for i, r in enumerate(v):
+            if isinstance(r, dict) and "kind" not in r:
+                r = {"kind": "prompt" if "prompt" in r else "label", **r}
+            out.append(_convert(r, Rule, i))
+        return out
 
 
 def _format(exc: ValidationError) -> str:
