@@ -20,15 +20,16 @@ T = TypeVar("T")
 FIELD = b"m"  # every stream entry holds one msgpack message under this field
 
 # Writes a stream entry only if its marker key is new, atomically: a packet analysed twice
-# (after a crash and XAUTOCLAIM) still yields one event.
+# (after a crash and XAUTOCLAIM) still yields one event. The marker keeps the entry id, so
+# it doubles as the lookup from an item id to its stream entry.
 _ADD_ONCE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
-  local args = {KEYS[1]}
-  if ARGV[2] ~= '' then table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, ARGV[2]) end
-  table.insert(args, '*'); table.insert(args, 'm'); table.insert(args, ARGV[1])
-  return redis.call('XADD', unpack(args))
-end
-return false
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local args = {KEYS[1]}
+if ARGV[2] ~= '' then table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, ARGV[2]) end
+table.insert(args, '*'); table.insert(args, 'm'); table.insert(args, ARGV[1])
+local id = redis.call('XADD', unpack(args))
+redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
+return id
 """
 
 
@@ -60,6 +61,11 @@ class Bus:
             keys=[stream, marker], args=[messages.encode(msg), str(maxlen or ""), str(ttl_s)]
         )
         return _sid(entry) if entry else None
+
+    async def entry_of(self, marker: str) -> str | None:
+        """The stream entry id a publish_once marker points at."""
+        raw = await self.r.get(marker)
+        return raw.decode() if raw and raw != b"1" else None
 
     async def read(
         self, cursors: dict[str, str], kind: type[T], *, count: int = 100, block_ms: int | None = 1000

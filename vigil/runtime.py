@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from alerts.service import AlertsService
 from analyzer.backends import make_backend
@@ -44,6 +49,26 @@ class Pipeline:
             svc = self._make(stage)
             self.services[stage] = svc
             self.tasks[stage] = asyncio.create_task(self._guard(stage, svc), name=f"stage:{stage}")
+        self._beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+
+    async def _heartbeat(self, every_s: float = 2.0) -> None:
+        """Each stage in this process says it is alive (read by /readyz and the system page)."""
+        worker = f"{socket.gethostname()}-{os.getpid()}"
+        started = time.time()
+        while not self.stop.is_set():
+            try:
+                pipe = self.bus.r.pipeline(transaction=False)
+                for stage, task in self.tasks.items():
+                    if not task.done():
+                        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": started}
+                        pipe.set(self.bus.keys.stage_heartbeat(stage, worker), msgspec.json.encode(info), ex=int(every_s * 5))
+                await pipe.execute()
+            except Exception as exc:  # Redis away for a moment: try again next beat
+                log.warning("heartbeat failed: %s", exc)
+            try:
+                await asyncio.wait_for(self.stop.wait(), every_s)
+            except asyncio.TimeoutError:
+                pass
 
     def _make(self, stage: str) -> Any:
         c = self.cfg
@@ -75,6 +100,9 @@ class Pipeline:
 
     async def shutdown(self) -> None:
         self.stop.set()
+        beat = getattr(self, "_beat", None)
+        if beat:
+            await asyncio.gather(beat, return_exceptions=True)
         if self.tasks:
             done, pending = await asyncio.wait(self.tasks.values(), timeout=10)
             for t in pending:

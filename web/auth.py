@@ -42,7 +42,7 @@ class Authenticator:
         digest = hash_token(token)
         found: Principal | None = None
         for entry in self.tokens:  # no early exit: timing does not reveal which entry matched
-            if hmac.compare_digest(digest, entry.sha256):
+            if hmac.compare_digest(digest, entry.sha256) and _live(entry):
                 found = Principal(entry.name, entry.role)
         return found
 
@@ -64,12 +64,16 @@ class Authenticator:
         if data.get("exp", 0) < time.time() or data.get("r") not in ROLES:
             return None
         # A token removed from the config ends its sessions too.
-        if not any(t.name == data.get("n") and t.role == data["r"] for t in self.tokens):
+        if not any(t.name == data.get("n") and t.role == data["r"] and _live(t) for t in self.tokens):
             return None
         return Principal(data["n"], data["r"])
 
     def _sign(self, payload: str) -> str:
         return hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def _live(entry: TokenEntry) -> bool:
+    return entry.expires is None or entry.expires.timestamp() > time.time()
 
 
 class RateLimiter:

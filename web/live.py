@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -19,6 +20,7 @@ AUTH_TIMEOUT_S = 5.0
 CLOSE_UNAUTHORIZED = 4401
 SEND_TIMEOUT_S = 5.0  # a client that cannot take a message in this long is dropped
 CLOSE_TOO_SLOW = 4408
+STATUS_EVERY_S = 2.0
 
 
 async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator) -> None:
@@ -49,8 +51,12 @@ async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator) -> None:
             cursors[stream] = info[0][0].decode() if info else "0-0"
     await socket.send_text(json.dumps({"type": "hello", "user": who.name, "role": who.role}))
     reader = asyncio.create_task(_drain_client(socket))
+    last_status = 0.0
     try:
         while not reader.done():
+            if time.monotonic() - last_status >= STATUS_EVERY_S:
+                last_status = time.monotonic()
+                await asyncio.wait_for(socket.send_text(await _status(bus)), SEND_TIMEOUT_S)
             rows = await bus.read(cursors, PublicMessage, count=100, block_ms=1000)
             for stream, entry_id, msg in rows:
                 cursors[stream] = entry_id
@@ -60,10 +66,23 @@ async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator) -> None:
                 except asyncio.TimeoutError:
                     await socket.close(CLOSE_TOO_SLOW, "client too slow")
                     return
+    except asyncio.TimeoutError:
+        with contextlib.suppress(Exception):
+            await socket.close(CLOSE_TOO_SLOW, "client too slow")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         reader.cancel()
+
+
+async def _status(bus: Bus) -> str:
+    """Camera states for live badges (no URLs: nothing secret travels here)."""
+    cams = []
+    for cam_id in sorted(k.decode() for k in await bus.r.hkeys(bus.keys.cameras)):
+        raw = await bus.r.get(bus.keys.camera_status(cam_id))
+        st = json.loads(raw) if raw else {"state": "unknown"}
+        cams.append({"camera": cam_id, **st})
+    return json.dumps({"type": "status", "cameras": cams})
 
 
 async def _drain_client(socket: WebSocket) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,7 @@ class TokenEntry(BaseModel):
     name: str = Field(..., min_length=1, max_length=64)
     role: Literal["viewer", "admin"] = "viewer"
     sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token (tokens are stored hashed)")
+    expires: datetime | None = Field(None, description="ISO-8601; after this the token (and its sessions) stop working")
 
 
 class WebSettings(BaseModel):

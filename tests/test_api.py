@@ -1,0 +1,205 @@
+"""Every REST route, in-process against a real Redis: auth, roles, bad input, pagination."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from bus.messages import Alert, Camera, Event, EventFrame, Frame, MotionSummary, Packet, PacketFrame, RuleMatch, utc
+from bus.registry import Registry
+from web.auth import hash_token
+from web.settings import TokenEntry, WebSettings
+
+ADMIN, VIEWER, OLD = "admin-token-1234567890", "viewer-token-1234567890", "expired-token-1234567890"
+
+
+@pytest.fixture
+async def api(bus, monkeypatch):
+    from web.app import create_app
+
+    monkeypatch.delenv("VIGIL_TOKEN", raising=False)
+    past = datetime.now(timezone.utc) - timedelta(days=1)
+    settings = WebSettings(tokens=[
+        TokenEntry(name="ops", role="admin", sha256=hash_token(ADMIN)),
+        TokenEntry(name="wall", role="viewer", sha256=hash_token(VIEWER)),
+        TokenEntry(name="old", role="admin", sha256=hash_token(OLD), expires=past),
+    ])
+    app = create_app(bus, settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vigil") as client:
+            yield client, bus
+
+
+def h(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _event(bus, camera: str, i: int, labels: list[str], summary: str, rules: list[RuleMatch] | None = None) -> Event:
+    t = utc(time.time() - 1000 + i)
+    pid = f"{camera}-{i}"
+    e = Event(id=f"evt-{pid}", camera=camera, start=t, end=t, packet_id=pid, reason="motion", summary=summary,
+              labels=labels, motion=MotionSummary(area=0.1), rules=rules or [], backend="cpu", model="m",
+              latency_ms=5.0, visual_tokens=64, frames=[EventFrame(ts=float(i), temporal_id=0, url="/x")])
+    await bus.publish_once(bus.keys.events, bus.keys.once("event", e.id), e)
+    return e
+
+
+async def test_every_route_needs_a_token(api):
+    client, _ = api
+    routes = [("GET", "/api/cameras"), ("POST", "/api/cameras"), ("GET", "/api/cameras/x"), ("GET", "/api/events"),
+              ("GET", "/api/events/evt-x"), ("GET", "/api/alerts"), ("POST", "/api/alerts/a/ack"), ("GET", "/readyz"),
+              ("GET", "/metrics"), ("GET", "/api/system"), ("GET", "/api/packets/p"), ("GET", "/api/me"),
+              ("DELETE", "/api/cameras/x"), ("GET", "/api/cameras/x/snapshot.jpg")]
+    for method, path in routes:
+        for headers in ({}, h("wrong"), h(OLD), {"Cookie": "vigil_session=forged.0000"}):
+            res = await client.request(method, path, headers=headers)
+            assert res.status_code == 401, (method, path, headers, res.status_code)
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_openapi_lists_the_routes(api):
+    client, _ = api
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/api/cameras", "/api/events", "/api/alerts", "/metrics", "/readyz"} <= set(spec["paths"])
+
+
+async def test_login_cookie_and_rate_limit(api):
+    client, _ = api
+    assert (await client.post("/api/login", json={"token": OLD})).status_code == 401
+    ok = await client.post("/api/login", json={"token": VIEWER})
+    assert ok.status_code == 200 and "httponly" in ok.headers["set-cookie"].lower()
+    assert (await client.get("/api/me")).json() == {"name": "wall", "role": "viewer"}
+    await client.post("/api/logout")
+    client.cookies.clear()
+    codes = [(await client.post("/api/login", json={"token": "guess"})).status_code for _ in range(12)]
+    assert codes[-1] == 429 and 401 in codes
+
+
+async def test_camera_crud_roles_and_redaction(api):
+    client, bus = api
+    cam = {"id": "gate", "url": "rtsp://admin:hunter2@10.1.2.3:554/live?auth=zzz", "sample_fps": 4}
+    assert (await client.post("/api/cameras", json=cam, headers=h(VIEWER))).status_code == 403
+    made = await client.post("/api/cameras", json=cam, headers=h(ADMIN))
+    assert made.status_code == 201
+    assert (await client.post("/api/cameras", json=cam, headers=h(ADMIN))).status_code == 409
+    listing = await client.get("/api/cameras", headers=h(VIEWER))
+    text = listing.text
+    assert "hunter2" not in text and "admin" not in text and "zzz" not in text and "10.1.2.3" in text
+    assert (await Registry(bus).camera("gate")).url == cam["url"]  # the registry keeps the real URL for ingest
+    patched = await client.patch("/api/cameras/gate", json={"sample_fps": 2, "enabled": False}, headers=h(ADMIN))
+    assert patched.status_code == 200 and patched.json()["sample_fps"] == 2
+    assert (await Registry(bus).camera("gate")).enabled is False
+    assert (await client.patch("/api/cameras/gate", json={"id": "other"}, headers=h(ADMIN))).status_code == 422
+    assert (await client.delete("/api/cameras/gate", headers=h(ADMIN))).status_code == 204
+    assert (await client.get("/api/cameras/gate", headers=h(ADMIN))).status_code == 404
+
+
+@pytest.mark.parametrize("body, code", [
+    (b"{not json", 400), (b"[1, 2]", 422), (b'{"id": "a"}', 422), (b'{"id": "../../etc", "url": "x"}', 422),
+    (b'{"id": "a", "url": "x", "sample_fps": "many"}', 422), (b'{"id": "a", "url": "x", "sample_fps": 1000}', 422),
+    (b'{"id": "a", "url": "' + b"x" * 70000 + b'"}', 413),
+])
+async def test_camera_bad_input(api, body, code):
+    client, _ = api
+    res = await client.post("/api/cameras", content=body, headers={**h(ADMIN), "Content-Type": "application/json"})
+    assert res.status_code == code, res.text
+
+
+async def test_path_traversal_and_huge_pages_are_refused(api):
+    client, _ = api
+    assert (await client.get("/api/cameras/..%2F..%2Fetc/status", headers=h(ADMIN))).status_code in (404, 422)
+    assert (await client.get("/api/packets/..%2Fx/frames/0.jpg", headers=h(ADMIN))).status_code in (404, 422)
+    assert (await client.get("/api/events?limit=100000", headers=h(ADMIN))).status_code == 422
+    assert (await client.get("/api/events?cursor=DROP", headers=h(ADMIN))).status_code == 422
+    assert (await client.get("/api/events?since=yesterday", headers=h(ADMIN))).status_code == 422
+
+
+async def test_event_search_filters_and_cursor_pagination(api):
+    client, bus = api
+    made = []
+    for i in range(30):
+        made += [await _event(bus, "a" if i % 2 else "b", i, ["person"] if i % 3 == 0 else ["motion"],
+                     f"summary number {i} {'red truck' if i == 7 else ''}",
+                     [RuleMatch(rule="fence", match=i == 12, confidence=0.9, evidence="e")])]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"camera": "a", "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/events", params=params, headers=h(VIEWER))).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [f"evt-a-{i}" for i in range(29, 0, -2)]  # newest first, each once
+    person = (await client.get("/api/events", params={"label": "person"}, headers=h(VIEWER))).json()["items"]
+    assert {e["id"] for e in person} == {f"evt-{'a' if i % 2 else 'b'}-{i}" for i in range(0, 30, 3)}
+    text = (await client.get("/api/events", params={"q": "RED truck"}, headers=h(VIEWER))).json()["items"]
+    assert [e["id"] for e in text] == ["evt-a-7"]
+    rule = (await client.get("/api/events", params={"rule": "fence"}, headers=h(VIEWER))).json()["items"]
+    assert [e["id"] for e in rule] == ["evt-b-12"]
+    since = made[25].start.isoformat()
+    recent = (await client.get("/api/events", params={"since": since}, headers=h(VIEWER))).json()["items"]
+    assert [e["id"] for e in recent] == [f"evt-{'a' if i % 2 else 'b'}-{i}" for i in range(29, 24, -1)]
+    one = await client.get("/api/events/evt-a-7", headers=h(VIEWER))
+    assert one.status_code == 200 and one.json()["event"]["summary"].startswith("summary number 7")
+    assert (await client.get("/api/events/evt-nope", headers=h(VIEWER))).status_code == 404
+
+
+async def test_packets_frames_and_snapshot(api):
+    client, bus = api
+    jpeg = b"\xff\xd8\xff\xe0" + b"0" * 100
+    p = Packet(id="cam-1-0", camera="cam", reason="onset", width=448, height=252,
+               frames=[PacketFrame(seq=i, ts=i * 0.2, wall=time.time(), temporal_id=i * 2, motion=0.1, jpeg=jpeg)
+                       for i in range(3)], temporal_ids=[[0, 2, 4]], motion=MotionSummary(area=0.1), created=time.time())
+    entry = await bus.publish(bus.keys.packets, p)
+    await bus.r.set(bus.keys.packet_ref(p.id), entry)
+    view = (await client.get("/api/packets/cam-1-0", headers=h(VIEWER))).json()
+    assert view["temporal_ids"] == [[0, 2, 4]] and len(view["frames"]) == 3
+    img = await client.get(view["frames"][2]["url"], headers=h(VIEWER))
+    assert img.status_code == 200 and img.content == jpeg
+    assert (await client.get("/api/packets/cam-1-0/frames/3.jpg", headers=h(VIEWER))).status_code == 404
+    await Registry(bus).put_camera(Camera(id="cam", url="x.mp4"))
+    assert (await client.get("/api/cameras/cam/snapshot.jpg", headers=h(VIEWER))).status_code == 404
+    await bus.publish(bus.keys.frames("cam"), Frame(camera="cam", seq=0, ts=0, wall=0, width=2, height=2, jpeg=jpeg,
+                                                    luma=b"\x00" * 4, luma_w=2, luma_h=2, src_width=2, src_height=2))
+    snap = await client.get("/api/cameras/cam/snapshot.jpg", headers=h(VIEWER))
+    assert snap.status_code == 200 and snap.content == jpeg
+
+
+async def test_alerts_latest_state_filter_and_ack(api):
+    client, bus = api
+    t = utc(time.time())
+    for seq, state in enumerate(["open", "update", "resolved"]):
+        a = Alert(id="alr-1", state=state, rule="r", camera="a", severity="critical", title="t", message=state,
+                  event_ids=["evt-1"], first_seen=t, last_seen=t, snapshot_url="/x", seq=seq)
+        await bus.publish_once(bus.keys.alerts, bus.keys.once("alert", f"alr-1:{seq}"), a)
+    latest = (await client.get("/api/alerts", headers=h(VIEWER))).json()["items"]
+    assert [(a["id"], a["state"]) for a in latest] == [("alr-1", "resolved")]
+    history = (await client.get("/api/alerts?latest=false", headers=h(VIEWER))).json()["items"]
+    assert [a["state"] for a in history] == ["resolved", "update", "open"]
+    assert (await client.get("/api/alerts?state=active", headers=h(VIEWER))).json()["items"] == []
+    assert (await client.get("/api/alerts?severity=loud", headers=h(VIEWER))).status_code == 422
+    ack = await client.post("/api/alerts/alr-1/ack", headers=h(VIEWER))
+    assert ack.status_code == 200 and ack.json()["acknowledged"]["by"] == "wall"
+    assert (await client.get("/api/alerts", headers=h(VIEWER))).json()["items"][0]["acknowledged"]["by"] == "wall"
+    assert (await client.post("/api/alerts/alr-nope/ack", headers=h(VIEWER))).status_code == 404
+
+
+async def test_readyz_metrics_and_system(api):
+    client, bus = api
+    res = await client.get("/readyz", headers=h(VIEWER))
+    assert res.status_code == 503 and res.json()["redis"] is True  # no stage has reported yet
+    for stage in ("ingest", "scheduler", "analyzer", "alerts"):
+        await bus.r.set(bus.keys.stage_heartbeat(stage, "w1"), b'{"pid": 1}', ex=10)
+    assert (await client.get("/readyz", headers=h(VIEWER))).json() == {
+        "ready": True, "redis": True, "stages": {"ingest": 1, "scheduler": 1, "analyzer": 1, "alerts": 1}}
+    await Registry(bus).put_camera(Camera(id="lot", url="x.mp4"))
+    await bus.r.set(bus.keys.camera_status("lot"), b'{"state": "streaming", "decoded": 10, "sampled": 4, "dropped": 1}')
+    text = (await client.get("/metrics", headers=h(VIEWER))).text
+    assert 'vigil_camera_frames_dropped{camera="lot"} 1.0' in text
+    assert 'vigil_stage_workers{stage="analyzer"} 1.0' in text
+    system = (await client.get("/api/system", headers=h(VIEWER))).json()
+    assert set(system["queues"]) == {"packets", "events"}

@@ -1,0 +1,173 @@
+"""Events (search with cursor pagination, one event with its packet), packets and their
+keyframes, and alerts (list, filter, acknowledge)."""
+
+import time
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Response
+
+from bus import messages
+from bus.connection import Bus
+from bus.messages import Alert, Event, Packet
+from web.auth import Principal
+from web.body import json_response
+from web.deps import Access
+
+ItemId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
+Cursor = Annotated[str | None, Query(pattern=r"^\d{1,15}-\d{1,10}$", description="next_cursor of the previous page")]
+CHUNK = 500
+MAX_SCAN = 200_000  # entries one request may look at before it returns a partial page with a cursor
+LATE_S = 600  # an event is written at most this long after its capture start (bounds a time-range scan)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def events_router(bus: Bus, access: Access) -> APIRouter:
+    r = APIRouter(prefix="/api", tags=["events"])
+    Viewer = Annotated[Principal, Depends(access.viewer)]
+
+    async def scan(stream: str, kind: type, keep, *, limit: int, cursor: str | None, lo_ms: int | None,
+                   hi_ms: int | None) -> tuple[list, str | None]:
+        """Newest first, in chunks, stopping at `limit` matches or MAX_SCAN entries."""
+        hi = f"({cursor}" if cursor else (str(hi_ms) if hi_ms is not None else "+")
+        lo = str(lo_ms) if lo_ms is not None else "-"
+        out: list = []
+        scanned = 0
+        while len(out) < limit and scanned < MAX_SCAN:
+            rows = await bus.r.xrevrange(stream, max=hi, min=lo, count=CHUNK)
+            if not rows:
+                return out, None
+            for entry_id, fields in rows:
+                scanned += 1
+                msg = bus._decode_fields(fields, kind)  # noqa: SLF001 - shared decoder
+                if msg is not None and keep(msg):
+                    out.append(msg)
+                    if len(out) == limit:
+                        return out, entry_id.decode()
+            last = rows[-1][0].decode()
+            hi = f"({last}"
+            if len(rows) < CHUNK:
+                return out, None
+        return out, hi.lstrip("(")
+
+    @r.get("/events")
+    async def search_events(
+        who: Viewer,
+        camera: Annotated[str | None, Query(max_length=64)] = None,
+        label: Annotated[str | None, Query(max_length=64)] = None,
+        rule: Annotated[str | None, Query(max_length=64)] = None,
+        q: Annotated[str | None, Query(max_length=200, description="words in the summary")] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Cursor = None,
+    ) -> Response:
+        words = (q or "").lower().split()
+
+        def keep(e: Event) -> bool:
+            return ((camera is None or e.camera == camera) and (label is None or label in e.labels)
+                    and (rule is None or any(m.rule == rule and m.match for m in e.rules))
+                    and (since is None or e.start >= since) and (until is None or e.start <= until)
+                    and all(w in e.summary.lower() for w in words))
+
+        # Entry ids are write times and an event is written after its capture: the range bounds the scan.
+        lo = _ms(since) if since else None
+        hi = _ms(until) + LATE_S * 1000 if until else None
+        items, nxt = await scan(bus.keys.events, Event, keep, limit=limit, cursor=cursor, lo_ms=lo, hi_ms=hi)
+        return json_response({"items": [messages.to_builtins(e) for e in items], "next_cursor": nxt})
+
+    async def load_event(event_id: str) -> Event:
+        entry = await bus.entry_of(bus.keys.once("event", event_id))
+        rows = await bus.range(bus.keys.events, Event, start=entry, end=entry) if entry else []
+        if not rows:
+            raise HTTPException(404, "unknown event (or trimmed by retention)")
+        return rows[0][1]
+
+    async def load_packet(packet_id: str) -> Packet:
+        ref = await bus.r.get(bus.keys.packet_ref(packet_id))
+        rows = await bus.range(bus.keys.packets, Packet, start=ref.decode(), end=ref.decode()) if ref else []
+        if not rows:
+            raise HTTPException(404, "unknown packet (or trimmed by retention)")
+        return rows[0][1]
+
+    def packet_view(p: Packet) -> dict:
+        return {
+            "id": p.id, "camera": p.camera, "reason": p.reason, "width": p.width, "height": p.height,
+            "temporal_ids": p.temporal_ids, "motion": messages.to_builtins(p.motion), "created": p.created,
+            "frames": [{"ts": f.ts, "temporal_id": f.temporal_id, "motion": f.motion,
+                        "url": f"/api/packets/{p.id}/frames/{i}.jpg"} for i, f in enumerate(p.frames)],
+        }
+
+    @r.get("/events/{event_id}")
+    async def get_event(event_id: ItemId, who: Viewer) -> Response:
+        event = await load_event(event_id)
+        try:
+            packet: dict | None = packet_view(await load_packet(event.packet_id))
+        except HTTPException:
+            packet = None
+        return json_response({"event": messages.to_builtins(event), "packet": packet})
+
+    @r.get("/packets/{packet_id}")
+    async def get_packet(packet_id: ItemId, who: Viewer) -> Response:
+        view = packet_view(await load_packet(packet_id))
+        try:
+            event = await load_event(f"evt-{packet_id}")
+            view["event_id"], view["raw_answer"], view["status"] = event.id, event.raw, event.status
+        except HTTPException:
+            view["event_id"] = None
+        return json_response(view)
+
+    @r.get("/packets/{packet_id}/frames/{index}.jpg")
+    async def packet_frame(packet_id: ItemId, index: int, who: Viewer) -> Response:
+        p = await load_packet(packet_id)
+        if not 0 <= index < len(p.frames):
+            raise HTTPException(404, "no such frame in this packet")
+        return Response(p.frames[index].jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+    acks_key = f"{bus.keys.prefix}alert:acks"
+
+    @r.get("/alerts")
+    async def list_alerts(
+        who: Viewer,
+        camera: Annotated[str | None, Query(max_length=64)] = None,
+        rule: Annotated[str | None, Query(max_length=64)] = None,
+        state: Literal["open", "update", "resolved", "active"] | None = None,
+        severity: Literal["info", "warning", "critical"] | None = None,
+        latest: bool = Query(True, description="one row per alert id (its latest state) instead of every change"),
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Cursor = None,
+    ) -> Response:
+        seen: set[str] = set()
+
+        def keep(a: Alert) -> bool:
+            if latest:
+                if a.id in seen:
+                    return False
+                seen.add(a.id)
+            st_ok = state is None or a.state == state or (state == "active" and a.state != "resolved")
+            return (st_ok and (camera is None or a.camera == camera) and (rule is None or a.rule == rule)
+                    and (severity is None or a.severity == severity))
+
+        items, nxt = await scan(bus.keys.alerts, Alert, keep, limit=limit, cursor=cursor, lo_ms=None, hi_ms=None)
+        acks = await bus.r.hmget(acks_key, [a.id for a in items]) if items else []
+        out = []
+        for a, ack in zip(items, acks):
+            d = messages.to_builtins(a)
+            d["acknowledged"] = msgspec.json.decode(ack) if ack else None
+            out.append(d)
+        return json_response({"items": out, "next_cursor": nxt})
+
+    @r.post("/alerts/{alert_id}/ack")
+    async def acknowledge(alert_id: ItemId, who: Viewer) -> Response:
+        # Viewers may acknowledge: it records who saw it; it does not change the alert's state.
+        if not await bus.r.exists(bus.keys.once("alert", f"{alert_id}:0")):
+            raise HTTPException(404, "unknown alert")
+        ack = {"by": who.name, "at": time.time()}
+        await bus.r.hset(acks_key, alert_id, msgspec.json.encode(ack))
+        return json_response({"id": alert_id, "acknowledged": ack})
+
+    return r
