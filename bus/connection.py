@@ -157,7 +157,8 @@ async def open_bus(url: str | None = None, *, prefix: str = "vigil:", persist_di
     if url is None:
         embedded = EmbeddedRedis(data_dir=persist_dir, persist=persist_dir is not None)
         url = embedded.start()
-    client = aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=15)
+    # Blocking reads each hold a connection: leave room for every stage and the web's clients.
+    client = aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=15, max_connections=512)
     bus = Bus(client, Keys(prefix), url)
     try:
         await client.ping()

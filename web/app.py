@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from bus.connection import Bus
 from web.auth import COOKIE, Authenticator, Principal, RateLimiter, hash_token, new_secret
 from web.deps import Access
+from web.hub import Hub
 from web.live import live_socket
 from web.routes_cameras import cameras_router
 from web.routes_events import events_router
@@ -56,7 +57,9 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
         if not tokens:
             log.warning("no API tokens configured: every route but /healthz will refuse access")
         yield
+        await hub.close()
 
+    hub = Hub(bus)
     app = FastAPI(title="Vigil", version="0.1.0", description="Real-time video analytics API", lifespan=lifespan)
     Viewer = Annotated[Principal, Depends(access.viewer)]
 
@@ -98,7 +101,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        await live_socket(socket, bus, auth)
+        await live_socket(socket, bus, auth, hub)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

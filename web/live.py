@@ -14,6 +14,7 @@ from bus import messages
 from bus.connection import Bus
 from bus.messages import PublicMessage
 from web.auth import COOKIE, Authenticator
+from web.hub import Hub
 
 log = logging.getLogger("vigil.web")
 AUTH_TIMEOUT_S = 5.0
@@ -21,12 +22,19 @@ CLOSE_UNAUTHORIZED = 4401
 SEND_TIMEOUT_S = 5.0  # a client that cannot take a message in this long is dropped
 CLOSE_TOO_SLOW = 4408
 STATUS_EVERY_S = 2.0
+CATCH_UP_MAX = 10_000  # a resume further back than this many entries starts from there
 
 
-async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator) -> None:
+def _id(entry: str) -> tuple[int, int]:
+    ms, _, seq = entry.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator, hub: Hub) -> None:
     """Protocol: browsers are authenticated by their session cookie; other clients send
-    `{"token": "..."}` first. Optional `{"since": "<stream id>"}` (or ?since=) resumes. Each
-    message is the public JSON of an event or an alert plus `"cursor"`, the id to resume from."""
+    `{"token": "..."}` first. Optional `{"since": "<cursor>"}` (or ?since=) resumes. Each
+    message is the public JSON of an event or an alert plus `"cursor"`, the id to resume
+    from; `{"type": "status"}` messages carry camera states every few seconds."""
     await socket.accept()
     who = auth.check_session(socket.cookies.get(COOKIE))
     since = socket.query_params.get("since")
@@ -42,37 +50,46 @@ async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator) -> None:
         with contextlib.suppress(Exception):
             await socket.close(CLOSE_UNAUTHORIZED, "unauthorized")
         return
-    start = since if since and _valid_id(since) else "$"
-    cursors = {bus.keys.events: start, bus.keys.alerts: start}
-    if start == "$":
-        # Resolve "$" once so nothing written between reads is missed.
-        for stream in cursors:
-            info = await bus.r.xrevrange(stream, count=1)
-            cursors[stream] = info[0][0].decode() if info else "0-0"
-    await socket.send_text(json.dumps({"type": "hello", "user": who.name, "role": who.role}))
+    sub = hub.subscribe()  # buffer live entries from now on; the catch-up below fills the gap
+    sent: dict[str, tuple[int, int]] = {}
     reader = asyncio.create_task(_drain_client(socket))
-    last_status = 0.0
     try:
-        while not reader.done():
+        await _send(socket, json.dumps({"type": "hello", "user": who.name, "role": who.role}))
+        if since and _valid_id(since):
+            for stream in hub.streams:
+                for entry_id, msg in await bus.range(stream, PublicMessage, start=f"({since}", count=CATCH_UP_MAX):
+                    await _send(socket, _frame(msg, entry_id))
+                    sent[stream] = _id(entry_id)
+        last_status = 0.0
+        while not reader.done() and not sub.overflowed.is_set():
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
-                await asyncio.wait_for(socket.send_text(await _status(bus)), SEND_TIMEOUT_S)
-            rows = await bus.read(cursors, PublicMessage, count=100, block_ms=1000)
-            for stream, entry_id, msg in rows:
-                cursors[stream] = entry_id
-                body = messages.to_json(msg)[:-1] + b',"cursor":"' + entry_id.encode() + b'"}'
-                try:
-                    await asyncio.wait_for(socket.send_text(body.decode()), SEND_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    await socket.close(CLOSE_TOO_SLOW, "client too slow")
-                    return
+                await _send(socket, await _status(bus))
+            try:
+                stream, entry_id, msg = await asyncio.wait_for(sub.queue.get(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if stream in sent and _id(entry_id) <= sent[stream]:
+                continue  # already sent during the catch-up
+            await _send(socket, _frame(msg, entry_id))
+        if sub.overflowed.is_set():
+            await socket.close(CLOSE_TOO_SLOW, "client too slow")
     except asyncio.TimeoutError:
         with contextlib.suppress(Exception):
             await socket.close(CLOSE_TOO_SLOW, "client too slow")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        hub.unsubscribe(sub)
         reader.cancel()
+
+
+async def _send(socket: WebSocket, text: str) -> None:
+    await asyncio.wait_for(socket.send_text(text), SEND_TIMEOUT_S)
+
+
+def _frame(msg: PublicMessage, entry_id: str) -> str:
+    return (messages.to_json(msg)[:-1] + b',"cursor":"' + entry_id.encode() + b'"}').decode()
 
 
 async def _status(bus: Bus) -> str:

@@ -31,14 +31,15 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
     Viewer = Annotated[Principal, Depends(access.viewer)]
 
     async def scan(stream: str, kind: type, keep, *, limit: int, cursor: str | None, lo_ms: int | None,
-                   hi_ms: int | None) -> tuple[list, str | None]:
+                   hi_ms: int | None, filtered: bool = True) -> tuple[list, str | None]:
         """Newest first, in chunks, stopping at `limit` matches or MAX_SCAN entries."""
         hi = f"({cursor}" if cursor else (str(hi_ms) if hi_ms is not None else "+")
         lo = str(lo_ms) if lo_ms is not None else "-"
         out: list = []
         scanned = 0
+        chunk = CHUNK if filtered else limit  # unfiltered pages read exactly what they return
         while len(out) < limit and scanned < MAX_SCAN:
-            rows = await bus.r.xrevrange(stream, max=hi, min=lo, count=CHUNK)
+            rows = await bus.r.xrevrange(stream, max=hi, min=lo, count=chunk)
             if not rows:
                 return out, None
             for entry_id, fields in rows:
@@ -50,7 +51,7 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
                         return out, entry_id.decode()
             last = rows[-1][0].decode()
             hi = f"({last}"
-            if len(rows) < CHUNK:
+            if len(rows) < chunk:
                 return out, None
         return out, hi.lstrip("(")
 
@@ -77,7 +78,9 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         # Entry ids are write times and an event is written after its capture: the range bounds the scan.
         lo = _ms(since) if since else None
         hi = _ms(until) + LATE_S * 1000 if until else None
-        items, nxt = await scan(bus.keys.events, Event, keep, limit=limit, cursor=cursor, lo_ms=lo, hi_ms=hi)
+        filtered = any(x is not None for x in (camera, label, rule, q, since, until))
+        items, nxt = await scan(bus.keys.events, Event, keep, limit=limit, cursor=cursor, lo_ms=lo, hi_ms=hi,
+                                filtered=filtered)
         return json_response({"items": [messages.to_builtins(e) for e in items], "next_cursor": nxt})
 
     async def load_event(event_id: str) -> Event:
