@@ -43,6 +43,7 @@ class Pipeline:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     services: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
         for stage in self.stages:
@@ -85,14 +86,32 @@ class Pipeline:
         raise ValueError(f"unknown stage {stage!r}")
 
     async def _guard(self, stage: str, svc: Any) -> None:
-        try:
-            await svc.run(self.stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("stage %s crashed; stopping", stage)
-            self.stop.set()
-            raise
+        """Supervise a stage: when it fails (Redis restarting, a bug), log it and run a fresh
+        instance with capped backoff, so one failure never ends the process. Durable state
+        (cursors, pending packets, open alerts) lives in Redis, not in the instance."""
+        delay = 0.5
+        first = True
+        while not self.stop.is_set():
+            if not first:
+                svc = self.services[stage] = self._make(stage)
+            first = False
+            started = time.monotonic()
+            try:
+                await svc.run(self.stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if time.monotonic() - started > 60:
+                    delay = 0.5  # it had been healthy: start the backoff over
+                self.restarts[stage] = self.restarts.get(stage, 0) + 1
+                log.error("stage %s failed (%s: %s); restarting in %.1fs", stage, type(exc).__name__, exc, delay,
+                          exc_info=not _is_connection_error(exc))
+                try:
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, 15.0)
 
     async def wait(self) -> None:
         await self.stop.wait()
@@ -108,6 +127,12 @@ class Pipeline:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError))
 
 
 class WebStage:

@@ -1,8 +1,14 @@
-// Vigil dashboard. Plain DOM, no framework. Every value from the server reaches the page
-// through textContent or a checked attribute, never through innerHTML.
+// Vigil dashboard: sign-in, the live home (cameras, event timeline, alerts over a websocket),
+// and the hash router that shows the other views (static/pages/*.js). Plain DOM, no framework.
+// Every value from the server reaches the page through textContent or a checked attribute,
+// never through innerHTML.
 'use strict';
 
 (function () {
+  const V = window.Vigil;
+  const { el, str, num, arr, obj, pick, safeUrl, parseTime, timeEl, fmtAge } = V;
+  const getJSON = (path) => V.api.get(path);
+
   const MAX_EVENTS = 200;          // event rows kept in the DOM
   const MAX_ALERTS = 200;          // alert rows kept (resolved ones are dropped first)
   const CAMERA_POLL_MS = 2000;
@@ -13,6 +19,7 @@
   const RESUME_REWIND_MS = 5000;   // see resumeCursor()
   const STATES = ['streaming', 'connecting', 'error', 'ended', 'unknown'];
   const SEVERITIES = ['info', 'warning', 'critical'];
+  const NAV = ['nav-live', 'nav-alerts', 'nav-rules', 'nav-webhooks', 'nav-system'];
 
   const $ = (id) => document.getElementById(id);
   const S = {
@@ -21,71 +28,18 @@
     timers: [],
     pollBusy: false,
     cameras: new Map(),      // id -> card state
-    cameraNames: new Map(),
     seenEvents: new Set(),   // event ids already shown (dedupes history vs. websocket replay)
     alerts: new Map(),       // id -> {data, seq, row}
     ws: null,
     cursor: null,            // highest stream id received over the websocket
     backoff: BACKOFF_MIN_MS,
     reconnectTimer: 0,
+    routeKey: null,          // the view shown now ("live", "camera:lot", ...)
+    hash: '#/',              // its address (V.prevHash: the one before, for "back" links)
+    page: null,              // PageCtx of the page shown now (not the live home)
   };
-
-  class Unauthorized extends Error {}
-
-  // ---- small helpers ---------------------------------------------------------------
-
-  function el(tag, cls, text) {
-    const n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text !== undefined && text !== null) n.textContent = String(text);
-    return n;
-  }
-  const str = (v, dflt = '') => (v === undefined || v === null ? dflt : String(v));
-  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const arr = (v) => (Array.isArray(v) ? v : []);
-  const obj = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : {});
-  // Class names built from data are limited to a known set.
-  const pick = (v, allowed, dflt) => (allowed.includes(v) ? v : dflt);
-
-  // Only same-origin absolute paths are used as src/href: no javascript:, data: or other hosts.
-  function safeUrl(u) {
-    return typeof u === 'string' && u.startsWith('/') && !u.startsWith('//') && !u.includes('\\') ? u : null;
-  }
-
-  function parseTime(iso) {
-    if (typeof iso !== 'string' || !iso) return null;
-    let s = iso.replace(/(\.\d{3})\d+/, '$1');       // microseconds -> milliseconds
-    if (!/(Z|[+-]\d\d:?\d\d)$/i.test(s)) s += 'Z';   // the API speaks UTC
-    const d = new Date(s);
-    return Number.isNaN(d.getTime()) ? null : d;
-  }
-
-  function timeEl(iso) {
-    const d = parseTime(iso);
-    const t = el('time', 'ts', d ? fmtClock(d) : '—');
-    if (d) { t.dateTime = d.toISOString(); t.title = d.toLocaleString(); }
-    return t;
-  }
-
-  function fmtClock(d) {
-    const clock = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-    const today = new Date().toDateString() === d.toDateString();
-    return today ? clock : d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + clock;
-  }
-
-  function fmtAge(s) {
-    if (s === null || s < 0) return 'no frames';
-    if (s < 60) return s.toFixed(1) + ' s ago';
-    if (s < 3600) return Math.round(s / 60) + ' min ago';
-    return Math.round(s / 3600) + ' h ago';
-  }
-
-  async function getJSON(path) {
-    const res = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-    if (res.status === 401) { sessionLost(); throw new Unauthorized(); }
-    if (!res.ok) throw new Error(path + ': HTTP ' + res.status);
-    return res.json();
-  }
+  const Unauthorized = V.Unauthorized;
+  V.onUnauthorized = () => sessionLost();
 
   // ---- sign-in / sign-out ----------------------------------------------------------
 
@@ -123,14 +77,15 @@
       });
       if (res.ok) {
         $('token-input').value = '';
-        enterApp(await res.json());
+        const me = await res.json();
+        V.fire(() => enterApp(me));
         return;
       }
       showLogin(res.status === 401 ? 'Invalid token.'
         : res.status === 429 ? 'Too many attempts. Wait a minute, then try again.'
         : 'Sign-in failed (HTTP ' + res.status + ').');
     } catch (e) {
-      showLogin('Cannot reach the server.');
+      if (!S.running) showLogin('Cannot reach the server.');
     } finally {
       setLoginBusy(false);
     }
@@ -139,10 +94,10 @@
   async function checkSession() {
     try {
       const res = await fetch('/api/me', { credentials: 'same-origin' });
-      if (res.ok) return enterApp(await res.json());
+      if (res.ok) return await enterApp(await res.json());
       showLogin(res.status === 401 ? '' : 'Server error (HTTP ' + res.status + ').');
     } catch (e) {
-      showLogin('Cannot reach the server.');
+      if (!S.running) showLogin('Cannot reach the server.');
     }
   }
 
@@ -159,7 +114,9 @@
   }
 
   function setUser(name, role) {
+    V.session = { name: str(name), role: str(role) };
     $('user-name').textContent = str(name, 'unknown') + (role ? ' (' + role + ')' : '');
+    $('add-camera-button').hidden = !V.isAdmin();
   }
 
   async function enterApp(me) {
@@ -174,6 +131,7 @@
     await pollCameras();  // first, so events and alerts can show camera names
     if (gen !== S.gen) return;
     S.timers.push(setInterval(pollCameras, CAMERA_POLL_MS), setInterval(refreshSnapshots, SNAPSHOT_MS));
+    route();
     await loadHistory();
     if (gen === S.gen && S.running) connectWs();
   }
@@ -186,14 +144,121 @@
     clearTimeout(S.reconnectTimer);
     S.reconnectTimer = 0;
     if (S.ws) { const ws = S.ws; S.ws = null; ws.onclose = null; ws.onmessage = null; ws.close(); }
+    closePage();
+    closeCameraDialog();
+    S.routeKey = null;
     // Nothing of the previous session stays on screen or in memory.
     S.cursor = null;
     S.backoff = BACKOFF_MIN_MS;
-    S.cameras.clear(); S.cameraNames.clear(); S.seenEvents.clear(); S.alerts.clear();
+    S.cameras.clear(); V.cameraNames.clear(); S.seenEvents.clear(); S.alerts.clear();
+    V.session = { name: '', role: '' };
     ['camera-grid', 'timeline', 'alerts'].forEach((id) => $(id).replaceChildren());
     ['camera-note', 'event-count', 'alert-count', 'user-name'].forEach((id) => { $(id).textContent = ''; });
+    $('add-camera-button').hidden = true;
     setConn('offline');
   }
+
+  // ---- router ----------------------------------------------------------------------
+
+  // A page's lifetime: timers and listeners that end when the user leaves the view.
+  class PageCtx {
+    constructor() { this.alive = true; this.timeouts = new Set(); this.cleanups = []; }
+    after(ms, fn) {
+      const t = setTimeout(() => { this.timeouts.delete(t); if (this.alive) V.fire(fn); }, ms);
+      this.timeouts.add(t);
+      return t;
+    }
+    // fn (may be async) runs now and then every `ms` after the previous run finished,
+    // skipped while the browser tab is hidden.
+    every(ms, fn, immediate = true) {
+      const tick = async () => {
+        if (!this.alive) return;
+        if (!document.hidden) { try { await fn(); } catch (e) { /* the page shows its own errors */ } }
+        if (this.alive) this.after(ms, tick);
+      };
+      if (immediate) V.fire(tick); else this.after(ms, tick);
+    }
+    onDispose(fn) { this.cleanups.push(fn); }
+    dispose() {
+      this.alive = false;
+      this.timeouts.forEach(clearTimeout);
+      this.timeouts.clear();
+      for (const fn of this.cleanups.splice(0)) { try { fn(); } catch (e) { /* ignore */ } }
+    }
+  }
+
+  const ROUTES = [
+    [/^\/?$/, 'live'],
+    [/^\/camera\/([^/]+)$/, 'camera'],
+    [/^\/packet\/([^/]+)$/, 'packet'],
+    [/^\/alerts$/, 'alerts'],
+    [/^\/rules$/, 'rules'],
+    [/^\/webhooks$/, 'webhooks'],
+    [/^\/system$/, 'system'],
+  ];
+
+  function parseRoute(hash) {
+    let h = str(hash).replace(/^#/, '').split('?')[0];
+    if (h.length > 1) h = h.replace(/\/+$/, '');
+    if (!h.startsWith('/')) h = '/' + h;  // "#", "" and anything odd -> home
+    for (const [re, name] of ROUTES) {
+      const m = re.exec(h);
+      if (!m) continue;
+      let param = null;
+      if (m[1] !== undefined) {
+        try { param = decodeURIComponent(m[1]); } catch (e) { param = m[1]; }
+      }
+      return { name, param, known: true };
+    }
+    return { name: 'live', param: null, known: false };
+  }
+
+  function closePage() {
+    if (S.page) { S.page.dispose(); S.page = null; }
+    // Pages leave nothing behind: hidden copies would confuse selectors (and cost memory).
+    document.querySelectorAll('#page-root > .page').forEach((sec) => { sec.replaceChildren(); sec.hidden = true; });
+  }
+
+  function route() {
+    if (!S.running) return;
+    const r = parseRoute(location.hash);
+    const key = r.name + ':' + str(r.param);
+    if (key === S.routeKey) return;
+    closePage();
+    if (S.routeKey !== null) V.prevHash = S.hash;
+    S.routeKey = key;
+    S.hash = location.hash || '#/';
+    const page = r.name === 'live' ? null : V.pages[r.name];
+    const navId = page ? page.nav : 'nav-live';
+    for (const id of NAV) {
+      const a = $(id);
+      if (!a) continue;
+      if (id === navId) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
+    $('live-view').hidden = r.name !== 'live';
+    $('page-root').hidden = r.name === 'live';
+    if (!page) {
+      document.title = 'Vigil';
+      refreshSnapshots();
+      return;
+    }
+    const root = $(page.view);
+    root.hidden = false;
+    $('page-root').scrollTop = 0;
+    document.title = (page.title || r.name) + (r.param ? ' ' + r.param : '') + ' · Vigil';
+    const ctx = new PageCtx();
+    S.page = ctx;
+    try {
+      const p = page.mount(root, r.param, ctx);
+      if (p && typeof p.catch === 'function') {
+        p.catch((e) => { if (ctx.alive && !(e instanceof Unauthorized)) root.append(V.notice(V.errText(e), 'error')); });
+      }
+    } catch (e) {
+      root.append(V.notice('This view failed to open: ' + str(e && e.message), 'error'));
+    }
+  }
+
+  const onLive = () => S.routeKey === 'live:';
 
   // ---- cameras ---------------------------------------------------------------------
 
@@ -212,6 +277,7 @@
       S.pollBusy = false;
     }
   }
+  V.refreshCameras = () => pollCameras();
 
   function renderCameras(list) {
     const grid = $('camera-grid');
@@ -222,7 +288,7 @@
       const id = String(c.id);
       if (seen.has(id)) continue;
       seen.add(id);
-      S.cameraNames.set(id, str(c.name) || id);
+      V.cameraNames.set(id, str(c.name) || id);
       let cam = S.cameras.get(id);
       if (!cam) { cam = makeCard(id); S.cameras.set(id, cam); }
       // Keep the server's order, touching the DOM only when a card is out of place.
@@ -231,13 +297,20 @@
       updateCard(cam, c);
     }
     for (const [id, cam] of S.cameras) {
-      if (!seen.has(id)) { cam.card.remove(); S.cameras.delete(id); }
+      if (!seen.has(id)) { cam.card.remove(); S.cameras.delete(id); V.cameraNames.delete(id); }
     }
   }
 
   function makeCard(id) {
     const card = el('article', 'camera-card');
     card.dataset.cameraId = id;
+    // The whole card opens the camera page.
+    card.tabIndex = 0;
+    card.setAttribute('role', 'link');
+    card.setAttribute('aria-label', 'Open camera ' + id);
+    const open = () => { location.hash = V.cameraHref(id); };
+    card.addEventListener('click', (e) => { if (!e.defaultPrevented) open(); });
+    card.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
     const frame = el('div', 'frame');
     const img = el('img');
     img.alt = 'Latest frame of ' + id;
@@ -306,7 +379,8 @@
   }
 
   function refreshSnapshots() {
-    if (document.hidden || !S.running) return;
+    // Only while the live home is on screen: the camera page refreshes its own snapshot.
+    if (document.hidden || !S.running || !onLive()) return;
     const now = Date.now();
     for (const cam of S.cameras.values()) {
       if (!cam.url || !cam.mayHaveFrame || now < cam.retryAt) continue;
@@ -318,7 +392,30 @@
     }
   }
 
-  const cameraName = (id) => S.cameraNames.get(str(id)) || str(id, '?');
+  // ---- add camera (admins) -----------------------------------------------------------
+
+  function openCameraDialog() {
+    const dlg = $('camera-dialog');
+    const body = $('camera-dialog-body');
+    body.replaceChildren();
+    const form = V.buildCameraForm(null, {
+      onDone: () => { closeCameraDialog(); V.fire(pollCameras); },
+      onCancel: () => closeCameraDialog(),
+    });
+    body.append(form);
+    if (typeof dlg.showModal === 'function') {
+      try { dlg.showModal(); } catch (e) { dlg.setAttribute('open', ''); }
+    } else dlg.setAttribute('open', '');
+    const first = form.querySelector('input');
+    if (first) first.focus();
+  }
+
+  function closeCameraDialog() {
+    const dlg = $('camera-dialog');
+    if (!dlg) return;
+    if (typeof dlg.close === 'function' && dlg.open) dlg.close(); else dlg.removeAttribute('open');
+    $('camera-dialog-body').replaceChildren();
+  }
 
   // ---- events ----------------------------------------------------------------------
 
@@ -328,72 +425,11 @@
     if (S.seenEvents.has(id)) return;
     S.seenEvents.add(id);
     if (S.seenEvents.size > MAX_EVENTS * 5) S.seenEvents.delete(S.seenEvents.values().next().value);
-    const row = renderEvent(ev);
+    const row = V.renderEvent(ev);
     const tl = $('timeline');
     if (live) { row.classList.add('fresh'); tl.prepend(row); } else tl.append(row);
     while (tl.childElementCount > MAX_EVENTS) tl.lastElementChild.remove();
     $('event-count').textContent = String(tl.childElementCount);
-  }
-
-  function renderEvent(ev) {
-    const reason = str(ev.reason, 'unknown');
-    const row = el('article', 'event');
-    row.dataset.eventId = String(ev.id);
-    row.dataset.reason = reason;
-
-    const head = el('div', 'event-head');
-    const cam = el('span', 'event-camera', cameraName(ev.camera));
-    cam.title = str(ev.camera);
-    head.append(cam, timeEl(ev.start),
-      el('span', 'badge reason reason-' + pick(reason, ['onset', 'motion', 'heartbeat', 'flush'], 'other'), reason));
-    if (ev.status && ev.status !== 'ok') head.append(el('span', 'badge bad', str(ev.status)));
-    const area = num(obj(ev.motion).area);
-    if (area !== null && area > 0) head.append(el('span', 'meta', 'motion ' + Math.round(area * 100) + '%'));
-    const lat = num(ev.latency_ms);
-    if (lat !== null) head.append(el('span', 'meta latency', Math.round(lat) + ' ms'));
-    row.append(head);
-
-    const chips = el('div', 'chips');
-    const counts = obj(ev.counts);
-    for (const label of arr(ev.labels)) {
-      const n = num(counts[label]);
-      chips.append(el('span', 'chip', str(label) + (n !== null && n > 1 ? ' ×' + n : '')));
-    }
-    for (const r of arr(ev.rules)) {
-      if (!r || !r.match) continue;
-      const chip = el('span', 'chip rule', '⚑ ' + str(r.rule));
-      const conf = num(r.confidence);
-      chip.title = (conf !== null ? Math.round(conf * 100) + '% · ' : '') + str(r.evidence);
-      chips.append(chip);
-    }
-    if (chips.childElementCount) row.append(chips);
-
-    const summary = str(ev.summary).trim();
-    if (summary) row.append(el('p', 'summary', summary));
-
-    const strip = el('div', 'strip');
-    for (const f of arr(ev.frames)) {
-      const url = safeUrl(f && f.url);
-      const tid = num(f && f.temporal_id);
-      const thumb = el('figure', 'thumb');
-      if (url) {
-        const a = el('a');
-        a.href = url; a.target = '_blank'; a.rel = 'noopener';
-        const img = el('img');
-        img.loading = 'lazy';  // set before src, or the browser fetches eagerly
-        img.decoding = 'async';
-        img.width = 96; img.height = 54;
-        img.alt = 'keyframe' + (tid !== null ? ' ' + tid : '');
-        img.addEventListener('error', () => thumb.classList.add('missing'), { once: true });
-        img.src = url;
-        a.append(img);
-        thumb.append(a);
-      }
-      thumb.append(el('figcaption', null, tid !== null ? 't' + tid : '–'));
-      strip.append(thumb);
-    }
-    row.append(strip);
-    return row;
   }
 
   // ---- alerts ----------------------------------------------------------------------
@@ -426,7 +462,7 @@
     if (msg) row.append(el('p', 'alert-msg', msg));
     const meta = el('div', 'alert-meta');
     const events = arr(a.event_ids).length;
-    meta.append(el('span', 'event-camera', cameraName(a.camera)), timeEl(a.last_seen));
+    meta.append(el('span', 'event-camera', V.cameraName(a.camera)), timeEl(a.last_seen));
     if (events) meta.append(el('span', 'meta', events + (events === 1 ? ' event' : ' events')));
     row.append(meta);
     return row;
@@ -497,7 +533,7 @@
     ws.onclose = (e) => {
       if (S.ws === ws) S.ws = null;
       if (gen !== S.gen || !S.running) return;
-      if (e.code === 4401) verifySession(); else scheduleReconnect();
+      if (e.code === 4401) V.fire(verifySession); else scheduleReconnect();
     };
   }
 
@@ -513,8 +549,8 @@
     }
     if (typeof msg.cursor === 'string' && /^\d+(-\d+)?$/.test(msg.cursor) &&
         (!S.cursor || cmpCursor(msg.cursor, S.cursor) > 0)) S.cursor = msg.cursor;
-    if (msg.type === 'event') addEvent(msg, true);
-    else if (msg.type === 'alert') { upsertAlert(msg, true); sortAlerts(); }
+    if (msg.type === 'event') { addEvent(msg, true); V.live.emit('event', msg); }
+    else if (msg.type === 'alert') { upsertAlert(msg, true); sortAlerts(); V.live.emit('alert', msg); }
   }
 
   function scheduleReconnect() {
@@ -542,16 +578,24 @@
       e.preventDefault();
       const token = $('token-input').value.trim();
       if (!token) { $('login-error').textContent = 'Enter your access token.'; return; }
-      login(token);
+      V.fire(() => login(token));
     });
-    $('logout-button').addEventListener('click', () => { logout(); });
+    $('logout-button').addEventListener('click', () => { V.fire(logout); });
+    $('add-camera-button').addEventListener('click', (e) => { e.stopPropagation(); openCameraDialog(); });
+    $('camera-dialog').addEventListener('close', () => { $('camera-dialog-body').replaceChildren(); });
     document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshSnapshots(); });
     window.addEventListener('online', () => {
       // Back on the network: do not sit out the rest of a long backoff.
       if (S.running && S.reconnectTimer) { clearTimeout(S.reconnectTimer); S.reconnectTimer = 0; connectWs(); }
     });
+    window.addEventListener('hashchange', () => {
+      // A sign-in link opened while signed in: take the token out of the address bar.
+      const token = takeFragmentToken();
+      if (token && !S.running) { V.fire(() => login(token)); return; }
+      route();
+    });
     const token = takeFragmentToken();
-    if (token) login(token); else checkSession();
+    if (token) V.fire(() => login(token)); else V.fire(checkSession);
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);

@@ -245,18 +245,23 @@
   }
 
   // Key/value table: preferred keys first (in order), then every other key.
-  function kvTable(data, preferred = [], labels = {}, skip = []) {
+  // opts: {order: [keys], labels: {key: text}, skip: [keys], fmt: {key: (value) => node|text}}
+  function kvTable(data, opts = {}) {
+    const order = arr(opts.order), labels = obj(opts.labels), skip = arr(opts.skip), fmt = obj(opts.fmt);
     const t = el('table', 'kv');
     const body = el('tbody');
     const d = obj(data);
-    const keys = [...preferred.filter((k) => k in d), ...Object.keys(d).filter((k) => !preferred.includes(k))]
+    const keys = [...order.filter((k) => k in d), ...Object.keys(d).filter((k) => !order.includes(k))]
       .filter((k) => !skip.includes(k));
     for (const k of keys) {
       const tr = el('tr');
       tr.dataset.key = k;
       const th = el('th', null, labels[k] || k.replace(/_/g, ' '));
       const td = el('td');
-      td.append(valueNode(k, d[k]));
+      let v = null;
+      if (typeof fmt[k] === 'function') { try { v = fmt[k](d[k], d); } catch (e) { v = null; } }
+      if (v === null || v === undefined) v = valueNode(k, d[k]);
+      td.append(typeof v === 'string' ? document.createTextNode(v) : v);
       tr.append(th, td);
       body.append(tr);
     }
@@ -297,6 +302,17 @@
     }
     t.append(thead, tbody);
     return t;
+  }
+
+  // A titled panel: {node, body, note} (note: small text after the title).
+  function panel(titleText, cls) {
+    const node = el('section', 'panel' + (cls ? ' ' + cls : ''));
+    const h = el('h2', null, titleText);
+    const note = el('span', 'note');
+    h.append(note);
+    const body = el('div', 'panel-body');
+    node.append(h, body);
+    return { node, body, note, head: h };
   }
 
   function notice(text, kind = 'info') {
@@ -441,7 +457,7 @@
   Object.assign(V, {
     el, str, num, arr, obj, isObj, pick, enc, safeUrl, parseTime, toDate, fmtClock, timeEl, fmtAge,
     fmtDuration, fmtNum, pct, plain, valueNode, request, api, query, errText, fire, cameraName, link,
-    cameraHref, packetHref, button, kvTable, dataTable, notice, setMsg, field, input, checkbox, select,
+    cameraHref, packetHref, button, kvTable, panel, dataTable, notice, setMsg, field, input, checkbox, select,
     cameraOptions, renderEvent, strip, toLocalInput, fromLocalInput, splitList, detailText,
   });
 })();
