@@ -203,3 +203,14 @@ async def test_readyz_metrics_and_system(api):
     assert 'vigil_stage_workers{stage="analyzer"} 1.0' in text
     system = (await client.get("/api/system", headers=h(VIEWER))).json()
     assert set(system["queues"]) == {"packets", "events"}
+
+
+async def test_oversized_bodies_and_security_headers(api):
+    client, _ = api
+    big = b"x" * (2 * 1024 * 1024)
+    res = await client.post("/api/login", content=big, headers={"Content-Type": "application/json"})
+    assert res.status_code == 413
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
