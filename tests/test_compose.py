@@ -27,3 +27,5 @@ def test_compose_has_every_stage_redis_and_a_gpu_model_server():
     assert gpu["capabilities"] == ["gpu"]
     assert "MiniCPM-V-4_5" in " ".join(map(str, services["vllm"]["command"]))
     assert "appendonly" in " ".join(map(str, services["redis"]["command"]))
+    for name, svc in services.items():
+        assert "healthcheck" in svc, f"{name} has no health check"

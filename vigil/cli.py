@@ -220,6 +220,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 when a stage running on this host has sent a heartbeat recently (for container
+    health checks); needs REDIS_URL or redis.url (an embedded server is private to its process)."""
+    import socket as _socket
+
+    cfg = load_config(args.config)
+    url = os.environ.get("REDIS_URL") or cfg.redis.url
+    if not url:
+        print("vigil healthcheck: needs REDIS_URL or redis.url", file=sys.stderr)
+        return 2
+
+    async def probe() -> bool:
+        async with open_bus(url, prefix=cfg.redis.prefix) as bus:
+            pattern = bus.keys.stage_heartbeat(args.stage, f"{_socket.gethostname()}-*")
+            async for _ in bus.r.scan_iter(match=pattern, count=100):
+                return True
+        return False
+
+    try:
+        ok = asyncio.run(asyncio.wait_for(probe(), 5))
+    except Exception as exc:
+        print(f"vigil healthcheck: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.stage}: {'alive' if ok else 'no heartbeat from this host'}")
+    return 0 if ok else 1
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print(f"{args.config}: ok ({len(cfg.cameras)} cameras, {len(cfg.rules)} rules, backend {cfg.analyzer.backend})")
@@ -261,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("-c", "--config")
         a.set_defaults(func=func)
 
+    hc = sub.add_parser("healthcheck", help="exit 0 if a stage on this host is alive (container health checks)")
+    hc.add_argument("--stage", required=True, choices=STAGES)
+    hc.add_argument("-c", "--config")
+    hc.set_defaults(func=cmd_healthcheck)
+
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("-c", "--config", required=True)
     c.set_defaults(func=cmd_check_config)
@@ -269,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet = args.command in ("packets", "analyze", "check-config")
+    quiet = args.command in ("packets", "analyze", "check-config", "healthcheck")
     _setup_logging("warning" if quiet and args.log_level == "info" else args.log_level)
     try:
         return args.func(args)
