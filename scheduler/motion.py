@@ -39,11 +39,14 @@ class MotionResult:
 
 
 def thumb_change(a: np.ndarray | None, b: np.ndarray | None, level: float = 12.0) -> float:
-    """Share of signature pixels that differ by more than `level`, after matching brightness."""
+    """Share of signature pixels that differ by more than `level`, after matching b's
+    brightness and contrast to a's (a lighting change alone is not a new view)."""
     if a is None or b is None or a.shape != b.shape:
         return 1.0
-    d = a - b
-    d -= float(np.median(d))
+    a25, a50, a75 = np.percentile(a, (25, 50, 75))
+    b25, b50, b75 = np.percentile(b, (25, 50, 75))
+    gain = (a75 - a25) / (b75 - b25) if a75 - a25 >= 4.0 and b75 - b25 >= 4.0 else 1.0
+    d = a - (b * min(max(gain, 0.5), 2.0) + (a50 - gain * b50))
     return float(np.count_nonzero(np.abs(d) > level)) / d.size
 
 

@@ -20,6 +20,7 @@ from scheduler.motion import MotionDetector
 from scheduler.packer import Candidate, Packer
 from scheduler.settings import SchedulerSettings
 
+_PLANAR = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 LumaTransform = Callable[[float, np.ndarray], np.ndarray]
 
 
@@ -34,6 +35,14 @@ class LumaFrame:
 def model_size(width: int, height: int, bound: int = 448) -> tuple[int, int]:
     scale = min(bound / width, bound / height, 1.0)
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The decoder's Y plane as is (what ingest sends), or a grey conversion for RGB codecs."""
+    if frame.format.name in _PLANAR:
+        plane = frame.planes[0]
+        return np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+    return frame.reformat(format="gray").to_ndarray()
 
 
 def decode_luma(path: str | Path, sample_fps: float = 5.0, luma_width: int = 320,
@@ -57,7 +66,7 @@ def decode_luma(path: str | Path, sample_fps: float = 5.0, luma_width: int = 320
                 continue
             nxt = (nxt if nxt is not None else ts) + period
             nxt = nxt if nxt > ts else ts + period
-            y = frame.reformat(format="gray").to_ndarray()
+            y = _luma(frame)
             h = max(2, round(frame.height * luma_width / frame.width))
             y = cv2.resize(y, (luma_width, h), interpolation=cv2.INTER_AREA)
             w, hh = model_size(frame.width, frame.height)

@@ -152,6 +152,8 @@ class Packer:
                 p = self.pending = _Pending("motion", start=c.ts)
                 k = 0
             p.slot = k
+        if c.motion.recalibrated:
+            return out  # the frame a lighting change hit shows the change, not the scene
         ref = p.frames[-1] if p.frames else self.last_key
         score = thumb_change(c.motion.thumb, ref.motion.thumb if ref else None)
         if score >= self.s.min_change and score > p.best_score:
