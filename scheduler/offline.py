@@ -74,8 +74,12 @@ def decode_luma(path: str | Path, sample_fps: float = 5.0, luma_width: int = 320
 
 
 def run_offline(frames: Iterator[LumaFrame] | list[LumaFrame], settings: SchedulerSettings,
-                camera: str = "cam", transform: LumaTransform | None = None) -> list[Packet]:
-    """Motion + packer over decoded frames, as the service runs them for one camera."""
+                camera: str = "cam", transform: LumaTransform | None = None,
+                emitted_at: list[float] | None = None) -> list[Packet]:
+    """Motion + packer over decoded frames, as the service runs them for one camera.
+
+    `emitted_at`, if given, receives for each packet the stream time of the frame whose
+    arrival released it (when a live scheduler would have sent it)."""
     s = settings.for_camera(camera)
     detector = MotionDetector(s.motion, sports=s.sports)
     packer = Packer(camera, s)
@@ -83,7 +87,13 @@ def run_offline(frames: Iterator[LumaFrame] | list[LumaFrame], settings: Schedul
     for seq, f in enumerate(frames):
         luma = transform(f.ts, f.luma) if transform else f.luma
         result = detector.score(luma, f.ts)
-        out += packer.push(Candidate(entry_id=f"{seq + 1}-0", seq=seq, ts=f.ts, wall=f.ts, width=f.width,
-                                     height=f.height, jpeg=b"", motion=result))
-    out += packer.flush()
+        new = packer.push(Candidate(entry_id=f"{seq + 1}-0", seq=seq, ts=f.ts, wall=f.ts, width=f.width,
+                                    height=f.height, jpeg=b"", motion=result))
+        out += new
+        if emitted_at is not None:
+            emitted_at += [f.ts] * len(new)
+    new = packer.flush()
+    out += new
+    if emitted_at is not None:
+        emitted_at += [out[-1].frames[-1].ts if out else 0.0] * len(new)
     return out
