@@ -9,10 +9,10 @@ Frames are real footage (car-detection.mp4) scaled up to each size. For each siz
               BGR pipeline (baseline 1)
   to_bgr      PyAV yuv420p -> bgr24 conversion of the same frame: the step Vigil skips for
               frames that will not become keyframes (baseline 2)
-and prints ratios (lower is better). Absolute times are printed for reference only; this
-machine is shared, so compare the ratios.
+and prints ratios (lower is better). Times are CPU seconds on one OpenCV thread, the cases
+interleaved round by round; absolute figures are for reference only (shared machine).
 
-    python bench/motion.py [--frames 60] [--repeat 5]
+    python bench/motion.py [--frames 60] [--repeat 9]
 """
 
 from __future__ import annotations
@@ -37,24 +37,29 @@ from scheduler.settings import MotionSettings  # noqa: E402
 MEDIA = ROOT.parent / "shared" / "media"
 
 
-def _per_call(fn, items: list, repeat: int) -> float:
-    """Median over `repeat` passes of the mean seconds per item."""
-    fn(items[0])
-    runs = []
+def _interleaved(cases: dict[str, tuple], repeat: int) -> dict[str, float]:
+    """Median over `repeat` rounds of the CPU seconds per item of each case. The cases take
+    turns within every round so they see the same machine load, and CPU time (one OpenCV
+    thread) leaves out the time other processes on this shared machine hold the cores."""
+    runs: dict[str, list[float]] = {k: [] for k in cases}
+    for fn, items in cases.values():
+        fn(items[0])
     for _ in range(repeat):
-        t = time.perf_counter()
-        for it in items:
-            fn(it)
-        runs.append((time.perf_counter() - t) / len(items))
-    return statistics.median(runs)
+        for name, (fn, items) in cases.items():
+            t = time.process_time()
+            for it in items:
+                fn(it)
+            runs[name].append((time.process_time() - t) / len(items))
+    return {k: statistics.median(v) for k, v in runs.items()}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--source", default=str(MEDIA / "car-detection.mp4"))
     args = ap.parse_args()
+    cv2.setNumThreads(1)  # CPU time is compared: keep every case on one thread
 
     base = [f.luma for f in decode_luma(args.source, luma_width=768)][: args.frames]
     print(f"source: {Path(args.source).name}, {len(base)} frames, repeat {args.repeat} (median)")
@@ -71,10 +76,13 @@ def main() -> int:
             clock = iter(range(10**9))
             return lambda y: det.score(y, next(clock) * 0.2)
 
-        t_motion = _per_call(scorer(luma), luma, args.repeat)
-        t_small = _per_call(scorer(small), small, args.repeat)
-        t_cvt = _per_call(lambda b: cv2.cvtColor(b, cv2.COLOR_BGR2GRAY), bgr, args.repeat)
-        t_bgr = _per_call(lambda f: f.to_ndarray(format="bgr24"), yuv, args.repeat)
+        t = _interleaved({
+            "motion": (scorer(luma), luma),
+            "small": (scorer(small), small),
+            "cvt": (lambda b: cv2.cvtColor(b, cv2.COLOR_BGR2GRAY), bgr),
+            "bgr": (lambda f: f.to_ndarray(format="bgr24"), yuv),
+        }, args.repeat)
+        t_motion, t_small, t_cvt, t_bgr = t["motion"], t["small"], t["cvt"], t["bgr"]
         print(f"{h:>9}p {t_motion * 1e3:>10.3f} {t_small * 1e3:>8.3f} {t_cvt * 1e3:>12.3f} {t_bgr * 1e3:>10.3f}"
               f" {t_motion / t_cvt:>16.3f} {t_motion / t_bgr:>14.3f} {t_small / t_cvt:>14.3f}")
     print("goal: motion <= 0.2 ms per frame on the luma plane (read the ratios: this machine is shared)")

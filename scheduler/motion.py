@@ -146,9 +146,10 @@ class MotionDetector:
         if w > self.s.width:
             nh = max(2, round(h * self.s.width / w))
             if w >= 4 * self.s.width:
-                # Full-resolution planes: take every k-th pixel first, then average pairs. The
-                # blur below removes the aliasing; a full area resize of 1080p costs ~50x more.
-                k = w // (2 * self.s.width)
+                # Full-resolution planes: take every k-th pixel, then area-resize the rest of
+                # the way. The blur below removes the aliasing, and an area resize of a whole
+                # 1080p plane would cost several times the rest of the detector.
+                k = w // self.s.width
                 luma = np.ascontiguousarray(luma[::k, ::k])
             luma = cv2.resize(luma, (self.s.width, nh), interpolation=cv2.INTER_AREA)
         k = self.s.blur | 1

@@ -171,3 +171,13 @@ def test_sports_mode_keeps_a_steady_cadence(media):
     # The same sweep outside sports mode is mostly recalibration: far fewer packets.
     normal = run_offline(frames, SchedulerSettings(), camera="pitch", transform=_pan)
     assert len(normal) * 2 <= len(packets)
+
+
+def test_full_resolution_luma_plane_gives_the_same_activities(media, car_packets):
+    """A camera's own 720p Y plane (no ingest shrink) goes through the strided fast path."""
+    frames = list(decode_luma(media / "car-detection.mp4", luma_width=768, duration=12.0))
+    up = lambda ts, luma: cv2.resize(luma, (1280, 720), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    packets = run_offline(frames, SchedulerSettings(), camera="car", transform=up)
+    assert [p.reason for p in packets] == ["onset", "motion"]
+    assert abs(packets[0].frames[0].ts - car_packets[0].frames[0].ts) <= 0.25
+    assert not [t for t in _frame_ts(packets) if _inside(t, IDLE)]
