@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Point = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=2, max_length=2)]
 Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
@@ -76,11 +76,6 @@ class SchedulerSettings(BaseModel):
     max_age_s: float | None = Field(15.0, gt=0, description="live packets older than this are dropped, counted; unset: never")
     retention_s: int = Field(86400, ge=60, description="packets older than this are trimmed from the stream")
     cameras: dict[str, CameraOverrides] = Field(default_factory=dict, description="per-camera overrides")
-
-    @field_validator("motion", mode="before")
-    @classmethod
-    def _motion(cls, v: Any) -> Any:
-        return v if v is not None else {}
 
     @model_validator(mode="after")
     def _check(self) -> "SchedulerSettings":
