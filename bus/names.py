@@ -62,6 +62,12 @@ class Keys:
         """Set when the scheduler has flushed a camera's end of stream (value: last packet id)."""
         return f"{self.prefix}sched:done:{camera}"
 
+    @property
+    def scheduler_stats(self) -> str:
+        """Hash of scheduler counters: frames, packets, packets:{camera}, packets_{reason},
+        stale_dropped, stale_dropped:{camera}, recalibrations, bad_frames."""
+        return f"{self.prefix}sched:stats"
+
     def packet_ref(self, packet_id: str) -> str:
         """Packet id -> its entry id in the packets stream (for lookups by id)."""
         return f"{self.prefix}pkt:{packet_id}"

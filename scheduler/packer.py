@@ -1,20 +1,29 @@
-"""Activity segmentation and packet assembly for one camera (pure logic, no I/O).
+"""Activity segmentation, keyframe selection and packet assembly for one camera (pure logic).
 
-Idle scenes cost nothing: frames only become packets inside an activity (motion above
-`start_area`, ended after `post_roll_s` of quiet) or on an optional heartbeat. The first
-packet of an activity (`onset`) holds the pre-roll frames and leaves within
-`onset_budget_s`, so alerts can act at once; later packets each cover `packet_span_s`
-with frames spread across it for temporal coverage.
+Idle scenes cost nothing: frames become packets only inside an activity or on an optional
+heartbeat. An activity starts after `start_frames` samples with motion of at least
+`start_area` and lasts until motion stays below `end_area` for `post_roll_s` (hysteresis).
+
+- The onset packet holds up to `pre_roll_s` of frames from just before the motion began,
+  then every distinct frame until it has six or `onset_budget_s` has passed since onset:
+  the first packet of an activity leaves within about a second.
+- Later packets each cover `packet_span_s` (`sports_span_s` in sports mode) of stream time,
+  cut into one slot per frame; each slot gives the frame that differs most from the last
+  keyframe (motion change), and a frame that barely differs (`min_change`) is never taken
+  (no near-duplicates). A packet leaves when its span is over or the activity ends; one
+  holding only post-roll frames without motion is not sent.
+Packets of one camera come out in capture order and never share a frame.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from bus.messages import MotionSummary, Packet, PacketFrame, Reason
-from scheduler.motion import MotionResult
+from scheduler.motion import MotionResult, thumb_change
 from scheduler.settings import SchedulerSettings
 from scheduler.temporal import temporal_ids
 
@@ -34,133 +43,181 @@ class Candidate:
 @dataclass
 class _Pending:
     reason: Reason
+    start: float  # stream time the packet's span counts from
     frames: list[Candidate] = field(default_factory=list)
+    slot: int = 0  # current slot (motion packets)
+    best: Candidate | None = None  # the current slot's choice so far
+    best_score: float = -1.0
 
 
 class Packer:
     def __init__(self, camera: str, settings: SchedulerSettings) -> None:
         self.camera = camera
         self.s = settings
+        self.span = settings.sports_span_s if settings.sports else settings.packet_span_s
         self.active = False
         self.moving_run = 0
-        self.last_motion_ts = 0.0
+        self.onset_ts = 0.0
+        self.last_motion_ts = -math.inf
         self.last_packet_ts: float | None = None
-        self.preroll: deque[Candidate] = deque(maxlen=max(settings.pre_roll_frames, 1))
+        self.last_key: Candidate | None = None  # last frame put into a packet
+        self.history: deque[Candidate] = deque(maxlen=64)
         self.pending: _Pending | None = None
 
     # -- public ------------------------------------------------------------------------
     def push(self, c: Candidate) -> list[Packet]:
         out: list[Packet] = []
-        if self.pending and self.pending.frames and (c.width, c.height) != self._size():
-            out += self._flush()  # a packet never mixes frame sizes
-        moving = c.motion.area >= self.s.start_area
+        if self.pending and self.pending.frames and (c.width, c.height) != self._size(self.pending):
+            out += self._close()  # a packet never mixes frame sizes
+        area = c.motion.area
+        moving = area >= self.s.start_area
         self.moving_run = self.moving_run + 1 if moving else 0
         if not self.active:
+            self.history.append(c)
             if self.moving_run >= self.s.start_frames:
-                self.active = True
-                self.last_motion_ts = c.ts
-                pre = list(self.preroll)[-self.s.pre_roll_frames :] if self.s.pre_roll_frames else []
-                pre = [p for p in pre if (p.width, p.height) == (c.width, c.height)]
-                self.pending = _Pending("onset", pre + [c])
-                self.preroll.clear()
-                out += self._maybe_emit(c.ts)
+                out += self._start(c)
             else:
-                self.preroll.append(c)
                 out += self._heartbeat(c)
             return out
-        if moving:
+        if area >= self.s.end_area:
             self.last_motion_ts = c.ts
         if c.ts - self.last_motion_ts > self.s.post_roll_s:
-            out += self._flush()
+            out += self._close()
             self.active = False
-            self.preroll.append(c)
+            self.history.clear()
+            self.history.append(c)
             return out
-        if self.pending is None:
-            self.pending = _Pending("motion", [])
-        if self._accepts(c):
-            self.pending.frames.append(c)
-        out += self._maybe_emit(c.ts)
+        p = self.pending
+        if p is not None and p.reason == "onset":
+            if self._distinct(c, p.frames[-1] if p.frames else self.last_key):
+                p.frames.append(c)
+            if len(p.frames) >= self.s.frames_per_packet or c.ts - self.onset_ts >= self.s.onset_budget_s:
+                out += self._close()
+            return out
+        if p is None:
+            p = self.pending = _Pending("motion", start=c.ts)
+        out += self._slot(p, c)
         return out
 
     def flush(self) -> list[Packet]:
-        """End of stream: whatever is pending leaves now."""
+        """End of stream: what is pending leaves now; the activity ends."""
+        out = self._close()
         self.active = False
-        return self._flush()
+        self.moving_run = 0
+        self.history.clear()
+        return out
 
     def due(self, now_wall: float) -> list[Packet]:
-        """Live cameras that stall must not hold a pending packet forever."""
-        if self.pending and self.pending.frames:
-            first = self.pending.frames[0]
-            if now_wall - first.wall > self._span() + 1.0:
-                return self._flush()
+        """A live camera that stalls must not hold a pending packet forever."""
+        p = self.pending
+        if p is None:
+            return []
+        first = p.frames[0] if p.frames else p.best
+        if first is None:
+            return []
+        budget = self.s.onset_budget_s if p.reason == "onset" else self.span
+        if now_wall - first.wall > budget + 1.0:
+            return self._close()
         return []
 
-    # -- internals ---------------------------------------------------------------------
-    def _size(self) -> tuple[int, int]:
-        f = self.pending.frames[0]  # type: ignore[union-attr]
-        return f.width, f.height
+    # -- activity ------------------------------------------------------------------------
+    def _start(self, c: Candidate) -> list[Packet]:
+        self.active = True
+        run = list(self.history)[-self.moving_run :]
+        self.onset_ts = run[0].ts
+        self.last_motion_ts = c.ts
+        after = self.last_packet_ts if self.last_packet_ts is not None else -math.inf
+        pre = [f for f in self.history if self.onset_ts - self.s.pre_roll_s - 1e-6 <= f.ts < self.onset_ts and f.ts > after]
+        frames: list[Candidate] = []
+        for f in pre + run:
+            if f.ts > after and (f.width, f.height) == (c.width, c.height) and self._distinct(f, frames[-1] if frames else None):
+                frames.append(f)
+        # Keep the motion frames; drop the oldest pre-roll first if there are too many.
+        while len(frames) > self.s.frames_per_packet:
+            frames.pop(0)
+        self.history.clear()
+        self.pending = _Pending("onset", start=self.onset_ts, frames=frames)
+        if len(frames) >= self.s.frames_per_packet or c.ts - self.onset_ts >= self.s.onset_budget_s:
+            return self._close()
+        return []
 
-    def _span(self) -> float:
-        return self.s.onset_budget_s if self.pending and self.pending.reason == "onset" else self.s.packet_span_s
+    def _slot(self, p: _Pending, c: Candidate) -> list[Packet]:
+        out: list[Packet] = []
+        width = self.span / self.s.frames_per_packet
+        k = int((c.ts - p.start) / width + 1e-9)
+        if k != p.slot:
+            self._settle(p)
+            if k >= self.s.frames_per_packet or len(p.frames) >= self.s.frames_per_packet:
+                out += self._close()
+                p = self.pending = _Pending("motion", start=c.ts)
+                k = 0
+            p.slot = k
+        if c.motion.recalibrated:
+            return out  # the frame a lighting change hit shows the change, not the scene
+        ref = p.frames[-1] if p.frames else self.last_key
+        score = thumb_change(c.motion.thumb, ref.motion.thumb if ref else None)
+        if score >= self.s.min_change and score > p.best_score:
+            p.best, p.best_score = c, score
+        return out
 
-    def _accepts(self, c: Candidate) -> bool:
-        frames = self.pending.frames  # type: ignore[union-attr]
-        if not frames:
+    def _settle(self, p: _Pending) -> None:
+        """The slot is over: its best frame becomes a keyframe."""
+        if p.best is not None and len(p.frames) < self.s.frames_per_packet:
+            p.frames.append(p.best)
+        p.best, p.best_score = None, -1.0
+
+    def _distinct(self, c: Candidate, ref: Candidate | None) -> bool:
+        if ref is None:
             return True
-        # Spread the frames of a later packet over its span instead of the first second of it.
-        min_gap = 0.0 if self.pending.reason == "onset" else self.s.packet_span_s / self.s.frames_per_packet  # type: ignore[union-attr]
-        return c.ts - frames[-1].ts >= min_gap * 0.9
-
-    def _maybe_emit(self, ts: float) -> list[Packet]:
-        p = self.pending
-        if p is None or not p.frames:
-            return []
-        full = len(p.frames) >= self.s.frames_per_packet
-        if p.reason == "onset":
-            late = ts - self._onset_ts(p) >= self.s.onset_budget_s
-        else:
-            late = ts - p.frames[0].ts >= self.s.packet_span_s
-        return self._flush() if full or late else []
-
-    def _onset_ts(self, p: _Pending) -> float:
-        for f in p.frames:
-            if f.motion.area >= self.s.start_area:
-                return f.ts
-        return p.frames[0].ts
+        return thumb_change(c.motion.thumb, ref.motion.thumb) >= self.s.min_change
 
     def _heartbeat(self, c: Candidate) -> list[Packet]:
         if self.s.heartbeat_s is None:
             return []
-        if self.last_packet_ts is not None and c.ts - self.last_packet_ts < self.s.heartbeat_s:
-            return []
         if self.last_packet_ts is None:
-            self.last_packet_ts = c.ts
+            self.last_packet_ts = c.ts  # the first heartbeat comes one interval after the start
             return []
-        self.pending = _Pending("heartbeat", [c])
-        return self._flush()
+        if c.ts - self.last_packet_ts < self.s.heartbeat_s:
+            return []
+        self.pending = _Pending("heartbeat", start=c.ts, frames=[c])
+        return self._close()
 
-    def _flush(self) -> list[Packet]:
+    # -- packets -------------------------------------------------------------------------
+    @staticmethod
+    def _size(p: _Pending) -> tuple[int, int]:
+        return p.frames[0].width, p.frames[0].height
+
+    def _close(self) -> list[Packet]:
         p, self.pending = self.pending, None
-        if p is None or not p.frames:
+        if p is None:
             return []
-        frames = p.frames[: self.s.frames_per_packet]
+        if p.reason == "motion":
+            self._settle(p)
+            # Post-roll alone (nothing moving) is not worth a model call.
+            if not any(f.motion.area >= self.s.end_area for f in p.frames):
+                return []
+        if not p.frames:
+            return []
+        return [self._packet(p.reason, p.frames[: self.s.frames_per_packet])]
+
+    def _packet(self, reason: Reason, frames: list[Candidate]) -> Packet:
         self.last_packet_ts = frames[-1].ts
+        self.last_key = frames[-1]
         ids = temporal_ids([f.ts for f in frames], packing=len(frames))
         flat = [i for g in ids for i in g]
         best = max(frames, key=lambda f: f.motion.area)
-        return [
-            Packet(
-                id=f"{self.camera}-{frames[0].entry_id}",
-                camera=self.camera,
-                reason=p.reason,
-                width=frames[0].width,
-                height=frames[0].height,
-                frames=[
-                    PacketFrame(seq=f.seq, ts=f.ts, wall=f.wall, temporal_id=t, motion=round(f.motion.area, 5), jpeg=f.jpeg)
-                    for f, t in zip(frames, flat)
-                ],
-                temporal_ids=ids,
-                motion=MotionSummary(area=round(best.motion.area, 5), boxes=best.motion.boxes),
-                created=time.time(),
-            )
-        ]
+        zones = sorted({z for f in frames for z in f.motion.zones})
+        return Packet(
+            id=f"{self.camera}-{frames[0].entry_id}",
+            camera=self.camera,
+            reason=reason,
+            width=frames[0].width,
+            height=frames[0].height,
+            frames=[
+                PacketFrame(seq=f.seq, ts=f.ts, wall=f.wall, temporal_id=t, motion=round(f.motion.area, 5), jpeg=f.jpeg)
+                for f, t in zip(frames, flat)
+            ],
+            temporal_ids=ids,
+            motion=MotionSummary(area=round(best.motion.area, 5), boxes=best.motion.boxes, zones=zones),
+            created=time.time(),
+        )
