@@ -68,13 +68,15 @@ class Bus:
         return raw.decode() if raw and raw != b"1" else None
 
     async def read(
-        self, cursors: dict[str, str], kind: type[T], *, count: int = 100, block_ms: int | None = 1000
+        self, cursors: dict[str, str], kind: type[T], *, count: int = 100, block_ms: int | None = 1000,
+        keep_bad: bool = False,
     ) -> list[tuple[str, str, T]]:
-        """XREAD from several streams; returns (stream, entry id, message) in stream order."""
+        """XREAD from several streams; returns (stream, entry id, message) in stream order.
+        With keep_bad, undecodable entries come back as None so a cursor can move past them."""
         if not cursors:
             return []
         reply = await self.r.xread(cursors, count=count, block=block_ms)
-        return self._decode_reply(reply, kind)
+        return self._decode_reply(reply, kind, keep_bad=keep_bad)
 
     async def range(
         self, stream: str, kind: type[T], *, start: str = "-", end: str = "+", count: int | None = None,

@@ -73,9 +73,8 @@ class SchedulerService:
                 await asyncio.sleep(0.2)
                 continue
             streams = {self.bus.keys.frames(c): cur for c, cur in self.cursors.items()}
-            reply = await self.bus.r.xread(streams, count=self.batch, block=250)
             # Undecodable entries come back as None so the cursor still moves past them.
-            rows = self.bus._decode_reply(reply, FrameStreamItem, keep_bad=True)
+            rows = await self.bus.read(streams, FrameStreamItem, count=self.batch, block_ms=250, keep_bad=True)
             if rows:
                 # Motion scoring and packet assembly are CPU work: keep them off the event loop.
                 packets, ended = await asyncio.to_thread(self._process, rows)
