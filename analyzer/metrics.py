@@ -56,6 +56,7 @@ class AnalyzerMetrics:
         self.calls = 0
         self.packets_in_calls = 0
         self.tokens_total = 0
+        self.tokens_events = 0
         self.queue_depth = 0
         self.in_flight = 0
         self.group_lag: int | None = None
@@ -71,7 +72,9 @@ class AnalyzerMetrics:
         self.events += 1
         self.latencies.append(latency_s)
         self.ages.append(age_s)
-        self.tokens_total += visual_tokens
+        if status != "error":  # a failed call spent no tokens worth averaging
+            self.tokens_total += visual_tokens
+            self.tokens_events += 1
         if status == "unparsed":
             self.unparsed += 1
         elif status == "error":
@@ -83,7 +86,8 @@ class AnalyzerMetrics:
         EVENTS.labels(self.backend, status).inc()
         LATENCY.labels(self.backend).observe(latency_s)
         AGE.labels(self.backend).observe(max(0.0, age_s))
-        TOKENS.labels(self.backend).observe(visual_tokens)
+        if status != "error":
+            TOKENS.labels(self.backend).observe(visual_tokens)
 
     def stale(self, n: int = 1) -> None:
         self.skipped_stale += n
@@ -127,7 +131,7 @@ class AnalyzerMetrics:
             "latency_ms": {"p50": round(_quantile(lat, 0.5) * 1000, 1), "p95": round(_quantile(lat, 0.95) * 1000, 1),
                            "p99": round(_quantile(lat, 0.99) * 1000, 1), "n": len(lat)},
             "event_age_ms": {"p50": round(_quantile(ages, 0.5) * 1000, 1), "p95": round(_quantile(ages, 0.95) * 1000, 1)},
-            "visual_tokens_per_packet": round(self.tokens_total / self.events, 1) if self.events else 0.0,
+            "visual_tokens_per_packet": round(self.tokens_total / self.tokens_events, 1) if self.tokens_events else 0.0,
             "visual_tokens_note": self.tokens_note,
             **self.extra,
         }

@@ -22,7 +22,7 @@ import socket
 import time
 
 from analyzer.backends import Backend
-from analyzer.backends.base import Analysis, BackendUnavailable
+from analyzer.backends.base import Analysis, BackendError, BackendUnavailable
 from analyzer.events import build_event, event_id
 from analyzer.metrics import AnalyzerMetrics
 from analyzer.queue import FairQueue, Held
@@ -171,7 +171,11 @@ class AnalyzerService:
                     self.queue.push(h.entry_id, h.packet)
                 return
             except Exception as exc:  # the packets are never lost: they become error events
-                log.exception("backend %s failed on %s", self.backend.name, ", ".join(p.id for p in packets))
+                ids = ", ".join(p.id for p in packets)
+                if isinstance(exc, BackendError):  # expected failure modes: no traceback
+                    log.error("backend %s failed on %s: %s", self.backend.name, ids, exc)
+                else:
+                    log.exception("backend %s failed on %s", self.backend.name, ids)
                 analyses = [Analysis(summary="analysis failed", labels=["motion"] if p.motion.area > 0 else [],
                                      status="error", raw=f"{type(exc).__name__}: {exc}"[:4000]) for p in packets]
             self.metrics.call(len(batch))
