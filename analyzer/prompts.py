@@ -30,7 +30,7 @@ ANSWER_SHAPE = (
     '"rules": [{"rule": "<rule id>", "match": <true|false>, "confidence": <0.0-1.0>, "evidence": "<what you saw>"}]}'
 )
 
-_TAGS = re.compile(r"</?\s*(camera_context|rules|observed_text|system|think|im_start|im_end)[^>]*>", re.I)
+_TAGS = re.compile(r"</?\s*\|?\s*(camera_context|rules|observed_text|system|think|im_start|im_end)[^>]*>", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
