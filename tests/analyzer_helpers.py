@@ -51,7 +51,7 @@ def make_packet(frames: list[np.ndarray], *, camera: str = "cam1", pid: str | No
     return Packet(
         id=pid or f"{camera}-{int(wall0 * 1000)}-0", camera=camera, reason="motion", width=w, height=h,
         frames=[PacketFrame(seq=i, ts=t, wall=wall0 + (t - ts[0]), temporal_id=ids[0][i], motion=area, jpeg=jpeg(f))
-                for i, (f, t) in enumerate(zip(frames, ts))],
+                for i, (f, t) in enumerate(zip(frames, ts, strict=True))],
         temporal_ids=ids, motion=MotionSummary(area=area), created=time.time())
 
 
