@@ -87,3 +87,19 @@ async def test_ocr_without_the_extra_says_how_to_install():
     with pytest.raises(RuntimeError, match=r"vigil\[ocr\]"):
         await b.start()
     await b.close()
+
+
+async def test_ocr_reads_text_when_the_extra_is_installed():
+    """Optional extra (not in the test environment: it would pull opencv-python next to the
+    headless build); runs wherever `vigil[ocr]` is installed."""
+    import importlib.util
+
+    import cv2
+    import numpy as np
+
+    if not (importlib.util.find_spec("rapidocr_onnxruntime") or importlib.util.find_spec("rapidocr")):
+        pytest.skip("optional extra vigil[ocr] not installed")
+    img = np.full((252, 448, 3), 255, np.uint8)
+    cv2.putText(img, "GATE 7 EXIT", (30, 140), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 0, 0), 4)
+    [a] = await _run(CpuBackend(CpuBackendSettings(people=False, ocr=True)), [make_packet([img, img], area=0.0)])
+    assert "text" in a.labels and "GATE" in a.summary and "EXIT" in a.summary

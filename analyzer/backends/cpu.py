@@ -91,8 +91,10 @@ def load_ocr() -> Any:
 def _ocr_text(engine: Any, bgr: np.ndarray) -> list[str]:
     out = engine(bgr)
     if isinstance(out, tuple):  # rapidocr-onnxruntime: (results, elapsed); results [[box, text, score], ...]
-        return [str(r[1]) for r in (out[0] or []) if len(r) > 1 and str(r[1]).strip()]
-    return [str(t) for t in (getattr(out, "txts", None) or []) if str(t).strip()]  # rapidocr >= 2
+        texts = [str(r[1]) for r in (out[0] or []) if len(r) > 1]
+    else:
+        texts = [str(t) for t in (getattr(out, "txts", None) or [])]  # rapidocr >= 2
+    return [t.strip() for t in texts if t.strip()]
 
 
 def _pick(n: int, k: int) -> list[int]:
