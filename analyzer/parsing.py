@@ -37,6 +37,7 @@ class Answer:
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
 _LABEL = re.compile(r"[^a-z0-9 _-]")
+MAX_STARTS = 20
 
 
 def strip_thinking(text: str) -> str:
@@ -49,11 +50,8 @@ def strip_thinking(text: str) -> str:
     return text.strip()
 
 
-def _first_object(text: str) -> tuple[str, bool]:
-    """The first balanced {...} in text (string-aware); (candidate, complete)."""
-    start = text.find("{")
-    if start < 0:
-        raise ParseError("no JSON object in the answer")
+def _first_object(text: str, start: int) -> tuple[str, bool]:
+    """The balanced {...} opening at `start` (string-aware); (candidate, complete)."""
     stack: list[str] = []
     in_str = False
     esc = False
@@ -105,8 +103,8 @@ def _repair(candidate: str) -> str:
     return s
 
 
-def _loads(text: str) -> tuple[object, bool]:
-    candidate, complete = _first_object(text)
+def _loads(text: str, start: int) -> tuple[object, bool]:
+    candidate, complete = _first_object(text, start)
     try:
         return json.loads(candidate), not complete
     except json.JSONDecodeError:
@@ -171,14 +169,27 @@ def parse_answer(text: str) -> Answer:
         raise ParseError("the answer holds only thinking, no JSON")
     fenced = _FENCE.findall(body)
     candidates = [f for f in fenced if "{" in f] + [body]
+    data: object = None
+    repaired = False
     last: ParseError | None = None
     for cand in candidates:
-        try:
-            data, repaired = _loads(cand)
+        # Chatter may hold braces of its own ("{the} answer: {...}"): try each opening brace,
+        # first the ones that give an object with a summary.
+        starts = [i for i, ch in enumerate(cand) if ch == "{"][:MAX_STARTS]
+        for start in starts:
+            try:
+                obj, fixed = _loads(cand, start)
+            except ParseError as exc:
+                last = last or exc
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("summary"), str):
+                data, repaired = obj, fixed
+                break
+            if data is None:
+                data, repaired = obj, fixed
+        if isinstance(data, dict) and isinstance(data.get("summary"), str):
             break
-        except ParseError as exc:
-            last = exc
-    else:
+    if data is None:
         raise last or ParseError("no JSON object in the answer")
     if not isinstance(data, dict):
         raise ParseError("the answer's JSON is not an object")

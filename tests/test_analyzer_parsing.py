@@ -29,6 +29,11 @@ def test_thinking_fences_and_chatter_are_stripped():
     assert a.summary == GOOD["summary"] and a.rules["fence"].evidence == "no climbing"
 
 
+def test_braces_in_chatter_before_the_answer():
+    a = parse_answer('Using the {frames} you sent, here is {my answer}: ' + json.dumps(GOOD) + " {done}")
+    assert a.summary == GOOD["summary"] and not a.repaired
+
+
 def test_closing_think_only_and_unfinished_think():
     assert strip_thinking("reasoning here</think>{\"a\":1}") == '{"a":1}'
     with pytest.raises(ParseError, match="only thinking"):
