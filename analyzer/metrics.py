@@ -12,7 +12,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 _L = ["backend"]
 QUEUE_DEPTH = Gauge("vigil_analyzer_queue_depth", "packets read ahead and waiting in this worker", _L)
-GROUP_LAG = Gauge("vigil_analyzer_group_lag", "packets not yet delivered to any worker (Redis >= 7 only)", _L)
+GROUP_LAG = Gauge("vigil_analyzer_group_lag", "packets not yet delivered to any worker (count: Redis >= 7)", _L)
+GROUP_OLDEST = Gauge("vigil_analyzer_group_oldest_wait_seconds", "age of the oldest packet no worker has read yet", _L)
 IN_FLIGHT = Gauge("vigil_analyzer_in_flight", "packets inside backend calls now", _L)
 LATENCY = Histogram("vigil_analyzer_latency_seconds", "backend call latency per packet", _L,
                     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
@@ -61,6 +62,7 @@ class AnalyzerMetrics:
         self.in_flight = 0
         self.group_lag: int | None = None
         self.group_pending: int | None = None
+        self.group_oldest_s = 0.0
         self.extra: dict[str, object] = {}
 
     def call(self, packets: int) -> None:
@@ -97,8 +99,11 @@ class AnalyzerMetrics:
         self.reclaimed += n
         RECLAIMED.labels(self.backend).inc(n)
 
-    def gauges(self, queue_depth: int, in_flight: int, group_lag: int | None, group_pending: int | None) -> None:
+    def gauges(self, queue_depth: int, in_flight: int, group_lag: int | None, group_pending: int | None,
+               group_oldest_s: float = 0.0) -> None:
         self.queue_depth, self.in_flight, self.group_lag, self.group_pending = queue_depth, in_flight, group_lag, group_pending
+        self.group_oldest_s = group_oldest_s
+        GROUP_OLDEST.labels(self.backend).set(group_oldest_s)
         QUEUE_DEPTH.labels(self.backend).set(queue_depth)
         IN_FLIGHT.labels(self.backend).set(in_flight)
         if group_lag is not None:
@@ -119,6 +124,7 @@ class AnalyzerMetrics:
             "queue_depth": self.queue_depth,
             "group_lag": self.group_lag,
             "group_pending": self.group_pending,
+            "group_oldest_wait_s": round(self.group_oldest_s, 2),
             "in_flight": self.in_flight,
             "events": self.events,
             "unparsed": self.unparsed,

@@ -238,17 +238,28 @@ class AnalyzerService:
         self.rules = list((await self.registry.rules()).values())
         self.contexts = {c.id: c.context for c in (await self.registry.cameras()).values()}
 
-    async def _group_counts(self) -> tuple[int | None, int | None]:
+    async def _group_counts(self) -> tuple[int | None, int | None, float]:
+        """(lag, pending, age of the oldest undelivered packet in seconds). Redis 6.2 has no
+        `lag`: it is 0 when nothing waits and unknown otherwise; the oldest waiting entry's
+        id (its creation time) is one cheap read either way."""
         info = await self.bus.group_info(self.stream, self.group)
         if not info:
-            return None, None
+            return None, None, 0.0
         lag = info.get("lag")
-        return (int(lag) if isinstance(lag, int) else None), int(info.get("pending") or 0)
+        lag = int(lag) if isinstance(lag, int) else None
+        oldest = 0.0
+        last = info.get("last-delivered-id") or "0-0"
+        rows = await self.bus.r.xrange(self.stream, min=f"({last}", max="+", count=1)
+        if rows:
+            oldest = max(0.0, time.time() - int(_s(rows[0][0]).split("-")[0]) / 1000)
+        elif lag is None:
+            lag = 0
+        return lag, int(info.get("pending") or 0), oldest
 
     async def _publish_metrics(self, final: bool = False) -> None:
         try:
-            lag, pending = await self._group_counts()
-            self.metrics.gauges(len(self.queue), self.metrics.in_flight, lag, pending)
+            lag, pending, oldest = await self._group_counts()
+            self.metrics.gauges(len(self.queue), self.metrics.in_flight, lag, pending, oldest)
             self.metrics.extra = _backend_extra(self.backend)
             snap = self.metrics.snapshot(self.consumer)
             ttl = 60 if final else max(10, int(self.s.metrics_interval_s * 5))

@@ -146,6 +146,7 @@ async def test_concurrency_limit_and_metrics_snapshot(bus):
     assert snap["visual_tokens_per_packet"] == 384.0 and "64 visual tokens per frame" in snap["visual_tokens_note"]
     assert snap["latency_ms"]["p50"] >= 150 and snap["latency_ms"]["p95"] >= snap["latency_ms"]["p50"]
     assert snap["in_flight"] == 0 and snap["queue_depth"] == 0 and snap["circuit"] == "closed"
+    assert snap["group_lag"] == 0 and snap["group_pending"] == 0 and snap["group_oldest_wait_s"] == 0.0
     assert REGISTRY.get_sample_value("vigil_analyzer_events_total", {"backend": "openai", "status": "unparsed"}) >= 1
     assert await bus.r.ttl(bus.keys.analyzer_metrics("w-metrics")) > 0
 
@@ -181,3 +182,13 @@ async def test_slow_calls_are_renewed_not_reclaimed(bus):
         await _run_until([w1, w2], done)
         assert len(server.requests) == 1
     assert w1.metrics.reclaimed + w2.metrics.reclaimed == 0
+
+
+async def test_backlog_is_visible_in_metrics(bus):
+    """Packets no worker has read yet show up as the group's oldest wait (Redis 6.2 has no lag)."""
+    svc = AnalyzerService(bus, AnalyzerSettings(), CpuBackend(CpuBackendSettings()))
+    await bus.ensure_group(bus.keys.packets, bus.keys.ANALYZERS)
+    await _publish(bus, [make_packet(synthetic(1, 160, 90), pid="waiting-1")])
+    await asyncio.sleep(0.3)
+    lag, pending, oldest = await svc._group_counts()
+    assert pending == 0 and oldest >= 0.25 and lag in (None, 1)
