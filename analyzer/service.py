@@ -122,8 +122,9 @@ class AnalyzerService:
                 self.metrics.reclaim(len(rows))
                 log.info("reclaimed %d packet(s) left pending by a stopped worker", len(rows))
         if not rows:
-            # Block only when there is nothing to do; else just top up the window.
-            block = 500 if not self.queue and self.busy < self.backend.concurrency else None
+            # Nothing waiting: block for new packets (a call ending meanwhile has nothing to
+            # dispatch). Packets waiting: only top up the window, then wait for a free slot.
+            block = 500 if not self.queue else None
             rows = await self.bus.read_group(self.stream, self.group, self.consumer, Packet, count=room,
                                              block_ms=block)  # type: ignore[arg-type]
         for entry_id, packet in rows:

@@ -192,3 +192,29 @@ async def test_backlog_is_visible_in_metrics(bus):
     await asyncio.sleep(0.3)
     lag, pending, oldest = await svc._group_counts()
     assert pending == 0 and oldest >= 0.25 and lag in (None, 1)
+
+
+async def test_worker_does_not_spin_while_its_only_slot_is_busy(bus):
+    """concurrency 1 and a long call: the worker blocks on the stream instead of polling Redis."""
+
+    class SlowModel(StandInModel):
+        def chat(self, **kw):
+            time.sleep(1.5)
+            return super().chat(**kw)
+
+    await _publish(bus, [make_packet(synthetic(2), pid="long-1")])
+    svc = AnalyzerService(bus, AnalyzerSettings(), MiniCPMBackend(MiniCPMSettings(), model=SlowModel(), tokenizer=object()))
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+
+    async def reads() -> int:
+        return (await bus.r.info("commandstats")).get("cmdstat_xreadgroup", {}).get("calls", 0)
+
+    await asyncio.sleep(0.3)
+    before = await reads()
+    await asyncio.sleep(1.0)
+    during = await reads() - before
+    stop.set()
+    await task
+    assert svc.busy == 0 and len(await _events(bus)) == 1
+    assert during <= 4, f"{during} XREADGROUP calls in 1 s while busy"
