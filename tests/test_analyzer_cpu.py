@@ -103,3 +103,24 @@ async def test_ocr_reads_text_when_the_extra_is_installed():
     cv2.putText(img, "GATE 7 EXIT", (30, 140), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 0, 0), 4)
     [a] = await _run(CpuBackend(CpuBackendSettings(people=False, ocr=True)), [make_packet([img, img], area=0.0)])
     assert "text" in a.labels and "GATE" in a.summary and "EXIT" in a.summary
+
+
+async def test_detectors_run_off_the_event_loop(vtest):
+    """HOG takes ~100 ms a frame (300+ ms a packet): the loop must keep ticking while it runs."""
+    import asyncio
+    import time
+
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - t0 - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    await _run(CpuBackend(CpuBackendSettings(), concurrency=2), [make_packet(vtest[:3], camera="campus")] * 2)
+    done.set()
+    await tick
+    assert len(lags) >= 10 and max(lags) < 0.25, f"event loop stalled {max(lags) * 1000:.0f} ms"
