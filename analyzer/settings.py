@@ -11,10 +11,26 @@ class CpuBackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     people: bool = Field(True, description="OpenCV HOG people detector")
-    faces: bool = Field(False, description="OpenCV Haar frontal-face cascade")
+    faces: bool = Field(False, description="OpenCV Haar frontal-face cascade (label 'face')")
+    cascades: dict[str, str] = Field(
+        default_factory=dict,
+        description="more Haar cascades: label -> cascade file name in cv2.data.haarcascades (or a path), "
+                    "e.g. {car: haarcascade_car.xml}",
+    )
+    ocr: bool = Field(False, description="read text with rapidocr (the 'ocr' extra); label 'text'")
     upscale_to: int = Field(800, ge=256, le=1920, description="frames are enlarged to this width for HOG (people >= 128 px tall)")
     frames: int = Field(3, ge=1, le=6, description="frames per packet the detectors look at")
     hit_threshold: float = Field(0.3, description="HOG SVM margin a detection must exceed")
+
+
+class ThinkingSettings(BaseModel):
+    """Escalation for PromptRules with `think: true` (DESIGN §4 fast mode first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="re-ask with enable_thinking=True for rules marked think")
+    uncertain_below: float = Field(0.6, ge=0, le=1, description="a fast verdict less confident than this is re-asked")
+    max_new_tokens: int = Field(2048, ge=64, le=16384, description="thinking answers are long")
 
 
 class OpenAISettings(BaseModel):
@@ -24,15 +40,24 @@ class OpenAISettings(BaseModel):
     model: str = "openbmb/MiniCPM-V-4_5"
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key (never the key itself)")
     timeout_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    backoff_s: float = Field(0.5, ge=0, le=60, description="first retry delay; doubles each try, with jitter")
+    max_backoff_s: float = Field(10.0, ge=0, le=300, description="cap on one retry delay (Retry-After included)")
     concurrency: int = Field(8, ge=1, le=256, description="requests in flight per server")
+    breaker_failures: int = Field(5, ge=1, le=1000, description="consecutive failed tries that open the circuit")
+    breaker_reset_s: float = Field(15.0, gt=0, description="an open circuit lets one probe through after this long")
+    max_side: int = Field(448, ge=64, le=448, description="frames are sent at most this size (<= 448x448)")
+    max_tokens: int = Field(512, ge=16, le=16384)
+    tokens_per_frame: int = Field(64, ge=1, le=4096, description="for the visual-tokens metric: vLLM does not pack frames")
 
 
 class MiniCPMSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_id: str = Field("openbmb/MiniCPM-V-4_5", description="or openbmb/MiniCPM-V-4_5-int4 / -AWQ, or a local path")
-    device: str = "cuda"
+    device: str = Field("cuda", description="cuda, cuda:1, cpu (slow), mps")
+    dtype: Literal["bfloat16", "float16"] = "bfloat16"
     attn_implementation: Literal["sdpa", "flash_attention_2"] = "sdpa"
     max_batch: int = Field(4, ge=1, le=32, description="packets of different cameras batched into one chat() call")
     max_new_tokens: int = Field(512, ge=16, le=4096)
@@ -42,9 +67,15 @@ class AnalyzerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["cpu", "minicpm", "openai"] = "cpu"
-    concurrency: int = Field(2, ge=1, le=64, description="packets in flight per worker")
+    concurrency: int = Field(2, ge=1, le=64, description="cpu backend: packets analysed at once per worker")
+    prefetch: int = Field(32, ge=1, le=1024, description="packets a worker reads ahead and holds (kept alive); "
+                                                         "freshness and fairness choose within this window")
+    newest_first: bool = Field(True, description="per camera, newest waiting packet first (live); false: oldest first")
     stale_after_s: float = Field(30.0, gt=0, description="packets older than this are skipped, counted, logged")
-    visibility_timeout_s: float = Field(60.0, gt=1, description="a packet pending this long is reclaimed (XAUTOCLAIM)")
+    visibility_timeout_s: float = Field(60.0, gt=1, description="a packet whose worker stopped renewing it this long is reclaimed (XAUTOCLAIM)")
+    metrics_interval_s: float = Field(2.0, gt=0, le=60, description="how often the JSON metrics snapshot is written to Redis")
+    thinking: ThinkingSettings = ThinkingSettings()
     cpu: CpuBackendSettings = CpuBackendSettings()
     openai: OpenAISettings = OpenAISettings()
     minicpm: MiniCPMSettings = MiniCPMSettings()
+

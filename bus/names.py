@@ -85,3 +85,12 @@ class Keys:
 
     def stage_heartbeat(self, stage: str, worker: str) -> str:
         return f"{self.prefix}stage:{stage}:{worker}"
+
+    def analyzer_metrics(self, worker: str) -> str:
+        """JSON snapshot of one analyzer worker's metrics (expires when the worker stops)."""
+        return f"{self.prefix}metrics:analyzer:{worker}"
+
+    @property
+    def analyzer_metrics_pattern(self) -> str:
+        """SCAN pattern matching every analyzer worker's metrics snapshot."""
+        return f"{self.prefix}metrics:analyzer:*"

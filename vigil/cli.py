@@ -195,6 +195,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     cfg, cam = _oneshot_config(args, args.source)
     _keep_everything(cfg)
     cfg.analyzer.stale_after_s = 1e9  # a replay is never stale
+    cfg.analyzer.newest_first = False  # ... and is analysed in order
     if not cfg.rules:
         cfg.rules = [LabelRule(id="person", label="person", severity="warning", title="Person in view")]
     counts = {"event": 0, "alert": 0}

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from analyzer.backends.base import Analysis, Backend
+from analyzer.backends.base import Analysis, Backend, BackendError, BackendUnavailable
 from analyzer.settings import AnalyzerSettings
 
 
 def make_backend(settings: AnalyzerSettings) -> Backend:
+    # Imports are local: the minicpm module must not pull torch unless chosen (and even then
+    # torch loads only in start()).
     if settings.backend == "cpu":
         from analyzer.backends.cpu import CpuBackend
 
         return CpuBackend(settings.cpu, concurrency=settings.concurrency)
-    raise ValueError(f"backend {settings.backend!r} is not available yet in this build (see README: what is missing)")
+    if settings.backend == "openai":
+        from analyzer.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(settings.openai, settings.thinking)
+    if settings.backend == "minicpm":
+        from analyzer.backends.minicpm import MiniCPMBackend
+
+        return MiniCPMBackend(settings.minicpm, settings.thinking)
+    raise ValueError(f"unknown analyzer backend {settings.backend!r}")
 
 
-__all__ = ["Analysis", "Backend", "make_backend"]
+__all__ = ["Analysis", "Backend", "BackendError", "BackendUnavailable", "make_backend"]

@@ -1,11 +1,11 @@
-"""The backend interface: packets in, analyses out."""
+"""The backend interface: packets (plus the rules and context of their cameras) in, analyses out."""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
 
-from bus.messages import Packet, RuleMatch
+from bus.messages import Packet, Rule, RuleMatch
 
 
 @dataclass(slots=True)
@@ -17,13 +17,26 @@ class Analysis:
     visual_tokens: int = 0
     status: str = "ok"  # ok | unparsed | error
     raw: str = ""
+    escalated: int = 0  # rules re-asked with thinking
+
+
+class BackendError(RuntimeError):
+    """The backend could not analyse the packets (after its own retries)."""
+
+
+class BackendUnavailable(BackendError):
+    """Refused without trying (open circuit): the worker keeps the packets and tries later."""
 
 
 class Backend(abc.ABC):
     name: str = "backend"
     model: str = ""
-    #: At most this many packets in flight at once against this backend.
+    #: Calls in flight at once against this backend (the worker's concurrency limit).
     concurrency: int = 1
+    #: Packets one call may carry (several cameras batched into one model call).
+    max_batch: int = 1
+    #: Shown next to the visual-tokens metric.
+    tokens_note: str = ""
 
     async def start(self) -> None:
         """Load models or open connections."""
@@ -31,6 +44,19 @@ class Backend(abc.ABC):
     async def close(self) -> None:
         pass
 
+    def available(self) -> bool:
+        """False while the backend refuses work (e.g. an open circuit breaker)."""
+        return True
+
     @abc.abstractmethod
-    async def analyze(self, packets: list[Packet], question_context: dict[str, str] | None = None) -> list[Analysis]:
-        """One analysis per packet, in order. Must not block the event loop."""
+    async def analyze(
+        self,
+        packets: list[Packet],
+        rules_by_camera: dict[str, list[Rule]] | None = None,
+        contexts: dict[str, str] | None = None,
+    ) -> list[Analysis]:
+        """One analysis per packet, in order. Must not block the event loop.
+
+        rules_by_camera: the enabled rules that apply to each camera (structured and prompt rules).
+        contexts: per-camera context text (Camera.context), e.g. "a loading dock; trucks are normal".
+        """

@@ -1,0 +1,43 @@
+"""`vigil analyze` end to end with the openai backend against the in-suite OpenAI-compatible
+server: natural-language rules reach the model as data and its verdicts reach the events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_cli
+from tests.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.integration
+
+
+def test_analyze_with_openai_backend_and_prompt_rule(media, tmp_path: Path):
+    with FakeOpenAI(delay_s=0.05) as server:
+        cfg = tmp_path / "vigil.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "analyzer": {"backend": "openai", "openai": {"base_url": server.base_url, "concurrency": 4}},
+            "rules": [{"id": "cars", "prompt": "a car drives through the car park", "severity": "info"}],
+        }))
+        res = run_cli(["analyze", str(media / "car-detection.mp4"), "--json", "-c", str(cfg)],
+                      env={"OPENAI_API_KEY": "sk-cli-secret"})
+        assert res.returncode == 0, res.stderr
+        n_requests = len(server.requests)
+        auth = {r.headers.get("authorization") for r in server.requests}
+    assert "sk-cli-secret" not in res.stderr and "sk-cli-secret" not in res.stdout
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    events = [x for x in lines if x["type"] == "event"]
+    alerts = [x for x in lines if x["type"] == "alert"]
+    schema = json.loads((ROOT / "docs" / "schema" / "event.schema.json").read_text())
+    assert len(events) >= 3 and n_requests == len(events) and auth == {"Bearer sk-cli-secret"}
+    for e in events:
+        jsonschema.validate(e, schema)
+        assert e["backend"] == "openai" and e["status"] == "ok"
+        assert e["visual_tokens"] == 64 * len(e["frames"])
+        assert e["summary"] == f"fake model: {len(e['frames'])} images"
+        assert [r["rule"] for r in e["rules"]] == ["cars"] and e["rules"][0]["match"] is True
+    assert {a["rule"] for a in alerts} == {"cars"}  # the model's verdict drove the alert
