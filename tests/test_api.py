@@ -214,3 +214,12 @@ async def test_oversized_bodies_and_security_headers(api):
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_metrics_include_analyzer_snapshots(api):
+    client, bus = api
+    await bus.r.set(bus.keys.analyzer_metrics("w9"), b'{"v":1,"worker":"w9","backend":"cpu","in_flight":2,'
+                                                      b'"latency_ms":{"p95":120.5}}', ex=10)
+    text = (await client.get("/metrics", headers=h(VIEWER))).text
+    assert 'vigil_analyzer_worker{backend="cpu",name="in_flight",worker="w9"} 2.0' in text
+    assert 'name="latency_ms_p95"' in text

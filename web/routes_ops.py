@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -41,6 +41,18 @@ async def queue_stats(bus: Bus) -> dict[str, dict]:
         last = await bus.r.xrevrange(stream, count=1)
         delivered = info.get("last-delivered-id")
         out[name]["caught_up"] = not last or delivered == last[0][0].decode()
+    return out
+
+
+def _flatten(snap: dict, prefix: str = "") -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for k, v in snap.items():
+        if isinstance(v, bool) or k in ("v", "at"):
+            continue
+        if isinstance(v, (int, float)):
+            out.append((prefix + k, float(v)))
+        elif isinstance(v, dict):
+            out += _flatten(v, f"{prefix}{k}_")
     return out
 
 
@@ -100,6 +112,14 @@ def ops_router(bus: Bus, access: Access) -> APIRouter:
             except ValueError:
                 pass
         families += [q, p, w, g]
+        # Analyzer workers anywhere publish a snapshot (analyzer/metrics.py); one gauge per number.
+        a = GaugeMetricFamily("vigil_analyzer_worker", "analyzer worker snapshot values", labels=["worker", "backend", "name"])
+        async for key in bus.r.scan_iter(match=bus.keys.analyzer_metrics_pattern, count=200):
+            raw = await bus.r.get(key)
+            snap = msgspec.json.decode(raw) if raw else {}
+            for name, value in _flatten(snap):
+                a.add_metric([str(snap.get("worker", "?")), str(snap.get("backend", "?")), name], value)
+        families.append(a)
 
         class _Snapshot:
             def collect(self):  # noqa: ANN202 - prometheus collector protocol
@@ -107,6 +127,7 @@ def ops_router(bus: Bus, access: Access) -> APIRouter:
 
         reg = CollectorRegistry()
         reg.register(_Snapshot())
-        return Response(generate_latest(reg), media_type=CONTENT_TYPE_LATEST)
+        # Stages in this same process (vigil serve) also expose their live Prometheus series.
+        return Response(generate_latest(reg) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return r

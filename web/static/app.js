@@ -152,6 +152,7 @@
     S.backoff = BACKOFF_MIN_MS;
     S.cameras.clear(); V.cameraNames.clear(); S.seenEvents.clear(); S.alerts.clear();
     V.session = { name: '', role: '' };
+    V.prevHash = null;
     ['camera-grid', 'timeline', 'alerts'].forEach((id) => $(id).replaceChildren());
     ['camera-note', 'event-count', 'alert-count', 'user-name'].forEach((id) => { $(id).textContent = ''; });
     $('add-camera-button').hidden = true;
@@ -374,8 +375,7 @@
     cam.error.title = err;
 
     // Skip snapshot requests that can only 404 (nothing written yet), to keep the console clean.
-    const written = num(st.written);
-    cam.mayHaveFrame = !(written === 0 && (age === null || age < 0)) || cam.card.classList.contains('has-frame');
+    cam.mayHaveFrame = V.mayHaveFrame(st, cam.card.classList.contains('has-frame'));
   }
 
   function refreshSnapshots() {

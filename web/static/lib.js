@@ -121,6 +121,8 @@
 
   // A value of unknown shape as a node: times as <time>, booleans as yes/no badges.
   function valueNode(key, v) {
+    // Identifiers and codes keep their digits as sent (no thousands separators).
+    if (typeof v === 'number' && /(^|_)(id|pid|port|status|code)$/.test(str(key))) return el('span', null, String(v));
     if ((typeof v === 'number' || typeof v === 'string') && looksLikeTimeKey(str(key)) && toDate(v) &&
         (typeof v !== 'number' || v > 1e8)) return timeEl(v);
     if (typeof v === 'boolean') return el('span', 'badge ' + (v ? 'yes' : 'no'), v ? 'yes' : 'no');
@@ -451,6 +453,17 @@
     return Number.isNaN(d.getTime()) ? null : d.toISOString();
   }
 
+  // Whether a camera's snapshot can exist, from its status: requests that can only 404
+  // (nothing written yet, or no ingest status at all) are skipped to keep the console clean.
+  function mayHaveFrame(status, hasFrame) {
+    if (hasFrame) return true;
+    const s = obj(status);
+    const written = num(s.written), age = num(s.last_frame_age_s);
+    if (written !== null) return written > 0 || (age !== null && age >= 0);
+    if (age !== null) return age >= 0;
+    return s.state === 'streaming';
+  }
+
   // Lists of ids typed as "a, b c".
   const splitList = (s) => str(s).split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
 
@@ -458,6 +471,6 @@
     el, str, num, arr, obj, isObj, pick, enc, safeUrl, parseTime, toDate, fmtClock, timeEl, fmtAge,
     fmtDuration, fmtNum, pct, plain, valueNode, request, api, query, errText, fire, cameraName, link,
     cameraHref, packetHref, button, kvTable, panel, dataTable, notice, setMsg, field, input, checkbox, select,
-    cameraOptions, renderEvent, strip, toLocalInput, fromLocalInput, splitList, detailText,
+    cameraOptions, renderEvent, strip, mayHaveFrame, toLocalInput, fromLocalInput, splitList, detailText,
   });
 })();

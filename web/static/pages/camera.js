@@ -45,9 +45,9 @@
     const fpsIn = V.input('sample_fps', 'number', num(c.sample_fps) !== null ? c.sample_fps : 5,
       { min: '0.1', max: '60', step: 'any', required: '' });
     grid.append(V.field('Sample fps', fpsIn, 'frames per second scored (max 60)'));
-    const paceIn = V.select('pace', [['realtime', 'realtime (like a live camera)'], ['fast', 'fast (replay files)']],
+    const paceIn = V.select('pace', [['realtime', 'realtime'], ['fast', 'fast (replays)']],
       c.pace === 'fast' ? 'fast' : 'realtime');
-    grid.append(V.field('Pace', paceIn));
+    grid.append(V.field('Pace', paceIn, 'files: like a live camera, or as fast as it decodes'));
     const ctxIn = el('textarea');
     ctxIn.name = 'context';
     ctxIn.rows = 2;
@@ -120,6 +120,7 @@
     const title = el('h1', null, V.cameraName(id));
     const badge = el('span', 'badge state state-unknown', 'unknown');
     const idCode = el('code', 'muted', id);
+    idCode.hidden = title.textContent === id;
     head.append(back, title, badge, idCode, el('span', 'spacer'));
     const adminBox = el('div', 'head-actions');
     head.append(adminBox);
@@ -185,9 +186,7 @@
       const disabled = st.cam && st.cam.enabled === false;
       badge.className = 'badge state state-' + V.pick(rawState, STATES, 'unknown');
       badge.textContent = disabled ? 'disabled' : rawState;
-      const written = num(s.written);
-      const age = num(s.last_frame_age_s);
-      st.mayHaveFrame = st.hasFrame || !(written === 0 && (age === null || age < 0));
+      st.mayHaveFrame = V.mayHaveFrame(s, st.hasFrame);
       statusPanel.body.replaceChildren(V.kvTable(s, {
         order: STATUS_ORDER,
         labels: { last_frame_age_s: 'last frame' },
@@ -203,6 +202,7 @@
     function renderConfig(cam) {
       st.cam = cam;
       title.textContent = str(cam.name) || id;
+      idCode.hidden = title.textContent === id;
       V.cameraNames.set(id, str(cam.name) || id);
       const shown = Object.assign({}, cam);
       // "url" and "source" are the same redacted text: show it once. Status has its own panel.

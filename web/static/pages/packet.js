@@ -98,8 +98,10 @@
         const m = num(obj(f).motion);
         if (m !== null && m > maxMotion) { maxMotion = m; maxIdx = i; }
       });
-      if (maxIdx < 0 && frames.length) maxIdx = 0;
-      frames.forEach((f, i) => grid.append(renderFrame(obj(f), i, i === maxIdx ? arr(motion.boxes) : null, w, h)));
+      // Boxes are the packet's; drawn on the frame with the most motion (the first if none has any).
+      const boxes = arr(motion.boxes);
+      if (maxMotion <= 0) maxIdx = boxes.length && frames.length ? 0 : -1;
+      frames.forEach((f, i) => grid.append(renderFrame(obj(f), i, i === maxIdx ? boxes : null, w, h)));
       if (!frames.length) grid.append(el('p', 'muted', 'This packet has no frames.'));
       framesPanel.body.append(grid);
 
