@@ -26,6 +26,7 @@ from analyzer.backends.base import Analysis, BackendError, BackendUnavailable
 from analyzer.events import build_event, event_id
 from analyzer.metrics import AnalyzerMetrics
 from analyzer.queue import FairQueue, Held
+from analyzer.replay import ReplayWorker
 from analyzer.settings import AnalyzerSettings
 from bus.connection import Bus
 from bus.messages import Packet, Rule
@@ -82,7 +83,8 @@ class AnalyzerService:
         await self.bus.ensure_group(self.stream, self.group, start="0")
         await self.backend.start()
         await self._refresh_registry()
-        aux = [asyncio.create_task(self._housekeeping(stop), name="analyzer-housekeeping")]
+        aux = [asyncio.create_task(self._housekeeping(stop), name="analyzer-housekeeping"),
+               asyncio.create_task(ReplayWorker(self.bus, self.backend, self.consumer).run(stop), name="replay")]
         try:
             while not stop.is_set():
                 await self._refill()

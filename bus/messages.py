@@ -207,6 +207,31 @@ class Alert(msgspec.Struct, kw_only=True, tag="alert", tag_field="type"):
 
 PublicMessage = Union[Event, Alert]
 
+
+# --------------------------------------------------------------------------- replay
+class ReplayJob(msgspec.Struct, kw_only=True, tag="replay", tag_field="type"):
+    """Run one rule over stored packets of a time range: how users tune prompts and rules."""
+
+    v: int = SCHEMA_VERSION
+    id: str
+    rule: Rule
+    camera: str | None = None
+    since: float  # epoch seconds (packet creation time)
+    until: float
+    limit: int = 50
+    created: float
+
+
+class ReplayResult(msgspec.Struct, kw_only=True):
+    packet_id: str
+    camera: str
+    start: datetime
+    match: bool
+    confidence: float
+    evidence: str
+    summary: str
+    frames: list[EventFrame]
+
 # --------------------------------------------------------------------------- codec
 _msgpack = msgspec.msgpack.Encoder()
 _json = msgspec.json.Encoder()

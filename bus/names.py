@@ -36,8 +36,21 @@ class Keys:
     def alerts(self) -> str:
         return f"{self.prefix}alerts"
 
+    @property
+    def replay_jobs(self) -> str:
+        return f"{self.prefix}replay:jobs"
+
+    def replay_state(self, job: str) -> str:
+        """Hash: state, scanned, error, finished."""
+        return f"{self.prefix}replay:state:{job}"
+
+    def replay_results(self, job: str) -> str:
+        """List of ReplayResult (msgpack), in packet order."""
+        return f"{self.prefix}replay:results:{job}"
+
     # -- consumer groups ----------------------------------------------------------
     ANALYZERS = "analyzers"
+    REPLAYERS = "replayers"
     ALERTERS = "alerters"
 
     # -- shared state ---------------------------------------------------------------

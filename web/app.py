@@ -25,6 +25,7 @@ from web.live import live_socket
 from web.routes_cameras import cameras_router
 from web.routes_events import events_router
 from web.routes_ops import ops_router
+from web.routes_replay import replay_router
 from web.settings import TokenEntry, WebSettings
 
 log = logging.getLogger("vigil.web")
@@ -117,6 +118,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
     app.include_router(cameras_router(bus, access))
     app.include_router(events_router(bus, access))
     app.include_router(ops_router(bus, access))
+    app.include_router(replay_router(bus, access))
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
