@@ -417,7 +417,13 @@
   // Keyframe thumbnails. With a packet id they link to the inspector, else to the image.
   function strip(frames, packetId) {
     const s = el('div', 'strip');
-    if (packetId) s.title = 'Inspect this packet';
+    if (packetId) {
+      s.title = 'Inspect this packet';
+      // The whole strip opens the inspector, not only the thumbnails.
+      s.addEventListener('click', (e) => {
+        if (!(e.target instanceof Element) || !e.target.closest('a')) location.hash = packetHref(packetId);
+      });
+    }
     for (const f of arr(frames)) {
       const url = safeUrl(f && f.url);
       const tid = num(f && f.temporal_id);
