@@ -11,9 +11,11 @@ delivery whose sender died becomes due again when its lease runs out.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -115,6 +117,42 @@ redis.call('LPUSH', KEYS[3], '1')
 redis.call('LTRIM', KEYS[3], 0, 0)
 return n
 """
+
+# --------------------------------------------------------------------------- SSRF (static part)
+class TargetRefused(ValueError):
+    pass
+
+def blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+            or ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT))
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+def check_url(url: str, allow_private: bool) -> None:
+    """Static checks, at registration: scheme, host, no credentials, literal private IPs."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetRefused(f"invalid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise TargetRefused("only http and https URLs are allowed")
+    if not parts.hostname:
+        raise TargetRefused("the URL has no host")
+    if parts.username or parts.password:
+        raise TargetRefused("credentials in the URL are not allowed; the secret signs requests")
+    del port
+    try:
+        ip = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        if parts.hostname.lower() in ("localhost", "localhost.localdomain") and not allow_private:
+            raise TargetRefused("localhost is refused unless allow_private is set") from None
+        return
+    if blocked(ip) and not allow_private:
+        raise TargetRefused(f"{ip} is a private/loopback/link-local address; set allow_private to allow it")
+
 
 Outcome = Literal["delivered", "retry", "dead"]
 _PUBLIC = ("id", "endpoint", "event", "order", "status", "attempts", "created", "updated", "due", "delivered_at",

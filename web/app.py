@@ -25,6 +25,8 @@ from bus.names import ID_PATTERN
 from bus.registry import Registry
 from web.auth import COOKIE, Authenticator, Principal, RateLimiter, hash_token, new_secret
 from web.live import live_socket
+from web.routes_rules import rules_router
+from web.routes_webhooks import webhooks_router
 from web.settings import TokenEntry, WebSettings
 
 log = logging.getLogger("vigil.web")
@@ -74,6 +76,12 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
         who = principal(request)
         if who is None:
             raise HTTPException(401, "missing or invalid token", headers={"WWW-Authenticate": "Bearer"})
+        return who
+
+    def admin(request: Request) -> Principal:
+        who = viewer(request)
+        if not who.can("admin"):
+            raise HTTPException(403, "this needs the admin role")
         return who
 
     Viewer = Annotated[Principal, Depends(viewer)]
@@ -168,6 +176,9 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
         if not 0 <= index < len(p.frames):
             raise HTTPException(404, "no such frame in this packet")
         return Response(p.frames[index].jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+    app.include_router(rules_router(bus, viewer, admin))
+    app.include_router(webhooks_router(bus, viewer, admin))
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
