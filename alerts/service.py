@@ -79,9 +79,11 @@ class AlertsService:
             *((f"alerts:{ch.name}", ch.run(stop)) for ch in self.channels),
         )]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
             for t in done:
-                if t.exception():
+                if t is not stopper and not t.cancelled() and t.exception():
                     raise t.exception()  # type: ignore[misc]
         finally:
             stop.set()

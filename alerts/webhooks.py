@@ -34,6 +34,18 @@ log = logging.getLogger("vigil.alerts.webhooks")
 USER_AGENT = "Vigil-Webhooks/1"
 
 
+class _RedactHttpxUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO; a webhook URL's query may hold a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactHttpxUrls())
+
+
 def event_name(msg: PublicMessage) -> str:
     return f"alert.{msg.state}" if isinstance(msg, Alert) else "event"
 
@@ -145,9 +157,11 @@ class WebhookChannel(Channel):
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self._dispatch_loop(stop)), asyncio.create_task(self._send_loop(stop))]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
             for t in done:
-                if t.exception():
+                if t is not stopper and not t.cancelled() and t.exception():
                     raise t.exception()  # type: ignore[misc]
         finally:
             for t in tasks:
@@ -223,10 +237,12 @@ class WebhookChannel(Channel):
                     task.add_done_callback(inflight.discard)
         finally:
             if inflight:
-                # Unfinished tries keep their lease: they are sent again after it (same id).
-                for t in inflight:
+                # Let tries in flight finish briefly; unfinished ones keep their lease and are
+                # sent again after it (same delivery id) by whichever process runs then.
+                _, late = await asyncio.wait(list(inflight), timeout=min(5.0, self.s.timeout_s))
+                for t in late:
                     t.cancel()
-                await asyncio.gather(*inflight, return_exceptions=True)
+                await asyncio.gather(*late, return_exceptions=True)
 
     async def _deliver(self, d: Delivery, slots: asyncio.Semaphore) -> None:
         try:

@@ -55,7 +55,9 @@ return out
 """
 
 _COMPLETE = """
--- KEYS: delivery hash, due, dead ; ARGV: id outcome attempt now next_due error code prefix ttl
+-- KEYS: delivery hash, due, dead, wake ; ARGV: id outcome attempt now next_due error code prefix ttl
+redis.call('LPUSH', KEYS[4], '1')  -- the next due time may have changed: idle senders look again
+redis.call('LTRIM', KEYS[4], 0, 0)
 if redis.call('HGET', KEYS[1], 'status') ~= 'delivering' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[3] then
   return 0  -- a stale sender (its lease ran out and another took over)
 end
@@ -239,7 +241,7 @@ class WebhookStore:
                        code: int | None = None, retention_s: int = 7 * 86400) -> bool:
         k = self.k
         return bool(await self._complete(
-            keys=[k.delivery(d.id), k.deliveries_due, k.dead_letters],
+            keys=[k.delivery(d.id), k.deliveries_due, k.dead_letters, k.deliveries_wake],
             args=[d.id, outcome, d.attempt, repr(time.time()), repr(next_due), error[:300],
                   "" if code is None else str(code), k.prefix, retention_s],
         ))
