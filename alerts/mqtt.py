@@ -18,9 +18,11 @@ import json
 import logging
 import os
 import ssl
+import time
 from typing import Any
 
 from alerts.channels import Channel
+from alerts.leader import Leader
 from alerts.settings import MqttSettings
 from bus import messages
 from bus.connection import Bus
@@ -69,6 +71,7 @@ class MqttChannel(Channel):
         self.consumer = consumer
         self.announced: set[tuple[str, str]] = set()
         self.published = 0
+        self.leader = Leader(bus, "mqtt", consumer)
 
     async def prepare(self) -> None:
         await self.bus.ensure_group(self.bus.keys.alerts, GROUP, start="$")
@@ -108,7 +111,22 @@ class MqttChannel(Channel):
     async def _pump(self, client, stop: asyncio.Event) -> None:
         stream = self.bus.keys.alerts
         first = True
+        last_lease = 0.0
         while not stop.is_set():
+            if time.monotonic() - last_lease > 1.0:
+                # One publisher at a time keeps retained states in order (ON never after OFF).
+                last_lease = time.monotonic()
+                state = await self.leader.hold()
+                if state == 0:
+                    await asyncio.sleep(0.5)
+                    last_lease = 0.0
+                    continue
+                if state == 2:
+                    for entry_id, alert in await self.bus.autoclaim(stream, GROUP, self.consumer, Alert,
+                                                                      min_idle_ms=0, count=1000):
+                        if alert is not None:
+                            await self.publish(client, alert)
+                        await self.bus.ack(stream, GROUP, entry_id)
             # After a (re)connect, first what this consumer read but never got acked.
             reply = await self.bus.r.xreadgroup(GROUP, self.consumer, {stream: "0" if first else ">"}, count=100,
                                                 block=None if first else 250)

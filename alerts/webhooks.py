@@ -22,6 +22,7 @@ import msgspec
 
 from alerts import signing
 from alerts.channels import Channel
+from alerts.leader import Leader
 from alerts.lifecycle import SEVERITY_RANK
 from alerts.settings import WebhookSettings
 from alerts.ssrf import TargetRefused, check_url, resolve
@@ -171,18 +172,34 @@ class WebhookChannel(Channel):
 
     # -- alert changes -> deliveries ------------------------------------------------------
     async def _dispatch_loop(self, stop: asyncio.Event) -> None:
+        leader = Leader(self.bus, "webhook-dispatch", self.consumer)
+        try:
+            await self._dispatch(stop, leader)
+        finally:
+            await leader.resign()
+
+    async def _dispatch(self, stop: asyncio.Event, leader: Leader) -> None:
         k = self.bus.keys
-        last_refresh = last_claim = 0.0
+        leading = False
+        last_refresh = last_lease = 0.0
         while not stop.is_set():
             if time.monotonic() - last_refresh > 1.0:
                 self.endpoints = await self.store.endpoints()
                 last_refresh = time.monotonic()
             rows: list[tuple[str, str, PublicMessage | None]] = []
-            if time.monotonic() - last_claim > 10:
-                last_claim = time.monotonic()
-                for stream in (k.alerts, k.events):  # a dead process's unacked reads
-                    rows += [(stream, i, m) for i, m in await self.bus.autoclaim(
-                        stream, k.WEBHOOKS, self.consumer, PublicMessage, min_idle_ms=30_000, count=100)]
+            if time.monotonic() - last_lease > 1.0 or not leading:
+                last_lease = time.monotonic()
+                state = await leader.hold()
+                leading = state > 0
+                if state == 2:
+                    # Just took over: first whatever the previous leader read but never acked,
+                    # in stream order (deterministic delivery ids make repeats no-ops).
+                    for stream in (k.alerts, k.events):
+                        rows += [(stream, i, m) for i, m in await self.bus.autoclaim(
+                            stream, k.WEBHOOKS, self.consumer, PublicMessage, min_idle_ms=0, count=1000)]
+            if not leading:
+                await asyncio.sleep(0.5)  # another process fans out; this one only sends
+                continue
             if not rows:
                 reply = await self.bus.r.xreadgroup(k.WEBHOOKS, self.consumer, {k.alerts: ">", k.events: ">"},
                                                     count=100, block=250)

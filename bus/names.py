@@ -125,3 +125,7 @@ class Keys:
     def deliveries_wake(self) -> str:
         """List used as a doorbell: enqueueing pushes, idle senders BLPOP."""
         return f"{self.prefix}wh:wake"
+
+    def leader(self, role: str) -> str:
+        """Held by the one process that does `role` (ordered fan-out), renewed while it lives."""
+        return f"{self.prefix}leader:{role}"

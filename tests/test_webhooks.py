@@ -241,3 +241,24 @@ async def test_vigil_killed_with_deliveries_pending_loses_none(bus, tmp_path: Pa
 async def _n_deliveries(store, n):
     d = await store.deliveries(limit=100)
     return d if len(d) >= n else None
+
+
+async def test_two_alerts_processes_deliver_each_change_once_in_order(bus):
+    """Two alerts stages share the lifecycle (per-scope locks), the fan-out (one leader) and
+    the sending (atomic claims): still once per key, in order per alert."""
+    import contextlib
+
+    rec = Receiver(SECRET, refuse_first=3).start()
+    try:
+        settings = await _setup(bus, rec.url)
+        async with contextlib.AsyncExitStack() as stack:
+            for name in ("p1", "p2"):
+                await stack.enter_async_context(running(bus, settings, consumer=name))
+            await _walks(bus, ["n", "e", "s", "w"], n=4)
+            alerts = await alerts_in_stream(bus)
+            assert len(alerts) == 20
+            await wait_for(lambda: _count(rec, 20), timeout=20)
+            await asyncio.sleep(0.3)
+        _assert_in_order_once(rec, alerts)
+    finally:
+        rec.stop()
