@@ -9,8 +9,11 @@ Inputs, each through its own consumer group so nothing is lost across restarts:
   or resolves it as not confirmed, under the same id.
 
 State per rule and scope (a camera, or a camera group) lives in Redis: the open alert and
-an AlertTrack (streak, last notification sent). Every change of one rule+scope runs under
-a short Redis lock, so several alerts processes may share the work.
+an AlertTrack (streak, last notification sent). Several alerts processes may run: one
+holds the lifecycle lease and evaluates (so each camera's events are taken in order), the
+others stand by and take over when it lapses; every change of one rule+scope also runs
+under a short Redis lock, so even a leader that lost its lease cannot interleave writes.
+Webhook sending runs in every process.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import msgspec
 
 from alerts import lifecycle
 from alerts.channels import Channel
+from alerts.leader import Leader
 from alerts.locks import ScopeLocks
 from alerts.rules import Verdict, applies, condition, in_schedule, onset_evidence, scope
 from alerts.settings import AlertsSettings
@@ -51,6 +55,8 @@ class AlertsService:
         self.tz = ZoneInfo(settings.timezone) if settings.timezone else None
         self.published = 0
         self.suppressed = 0
+        self.leader = Leader(bus, "alerts-lifecycle", self.consumer, settings.leader_ttl_s)
+        self.leading = False
         self.webhooks = WebhookChannel(bus, settings.webhooks, self.consumer)
         self.channels: list[Channel] = channels if channels is not None else self._channels()
 
@@ -74,6 +80,7 @@ class AlertsService:
             await ch.prepare()
         self.rules = await self.registry.rules()
         tasks = [asyncio.create_task(c, name=n) for n, c in (
+            ("alerts:lease", self._lease_loop(stop)),
             ("alerts:events", self._events_loop(stop)), ("alerts:onset", self._onset_loop(stop)),
             ("alerts:tick", self._tick_loop(stop)),
             *((f"alerts:{ch.name}", ch.run(stop)) for ch in self.channels),
@@ -91,13 +98,40 @@ class AlertsService:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _lease_loop(self, stop: asyncio.Event) -> None:
+        """One process evaluates at a time, so each camera's events are taken in stream order;
+        others stand by (and still send webhooks) and take over when the lease lapses."""
+        k = self.bus.keys
+        try:
+            while not stop.is_set():
+                state = await self.leader.hold()
+                if state == 2:
+                    # Taking over: first what the previous leader read but never acked, in order.
+                    for stream, group, kind, fn in ((k.packets, k.ONSET, Packet, self.on_packet),
+                                                    (k.events, k.ALERTERS, Event, self.on_event)):
+                        rows = await self.bus.autoclaim(stream, group, self.consumer, kind, min_idle_ms=0, count=1000)
+                        await self._handle(stream, group, rows, fn)
+                    log.info("alerts lifecycle led by %s", self.consumer)
+                self.leading = state > 0
+                try:
+                    await asyncio.wait_for(stop.wait(), self.s.leader_ttl_s / 4)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self.leading = False
+            await self.leader.resign()
+
     async def _events_loop(self, stop: asyncio.Event) -> None:
         stream, group = self.bus.keys.events, self.bus.keys.ALERTERS
-        last_claim = 0.0
+        last_claim = time.monotonic()
         while not stop.is_set():
+            if not self.leading:
+                await asyncio.sleep(0.05)
+                continue
             self.rules = await self.registry.rules()  # API edits apply without a restart
             rows: list = []
             if time.monotonic() - last_claim > 10:
+                # Entries this leader itself failed on (an exception) get another chance.
                 last_claim = time.monotonic()
                 rows = await self.bus.autoclaim(stream, group, self.consumer, Event, min_idle_ms=CLAIM_IDLE_MS, count=50)
             if not rows:
@@ -107,6 +141,9 @@ class AlertsService:
     async def _onset_loop(self, stop: asyncio.Event) -> None:
         stream, group = self.bus.keys.packets, self.bus.keys.ONSET
         while not stop.is_set():
+            if not self.leading:
+                await asyncio.sleep(0.05)
+                continue
             rows = await self.bus.read_group(stream, group, self.consumer, Packet, count=20, block_ms=250)
             await self._handle(stream, group, rows, self.on_packet)
 
@@ -127,7 +164,8 @@ class AlertsService:
                 await asyncio.wait_for(stop.wait(), self.s.tick_s)
             except asyncio.TimeoutError:
                 pass
-            await self.resolve_quiet(time.time())
+            if self.leading:
+                await self.resolve_quiet(time.time())
 
     # -- phase one: onset packets -----------------------------------------------------------
     async def on_packet(self, packet: Packet) -> None:

@@ -57,6 +57,7 @@ class AlertsSettings(BaseModel):
     timezone: str | None = Field(None, description="IANA zone for rule schedules; unset: the machine's local time")
     fast_min_area: float = Field(0.002, ge=0, le=1, description="fast rules: least motion area that opens at onset")
     onset_max_age_s: float = Field(10.0, gt=0, description="onset packets older than this no longer open fast alerts")
+    leader_ttl_s: float = Field(5.0, ge=1, le=60, description="a standby alerts process takes over this long after the leader died")
     lock_ttl_s: float = Field(10.0, gt=0, le=120, description="per rule+scope lock (several alerts processes)")
     webhooks: WebhookSettings = WebhookSettings()
     mqtt: MqttSettings = MqttSettings()

@@ -204,3 +204,23 @@ async def test_two_alerts_processes_share_the_work_without_duplicates(bus, n_wor
     for seqs in per.values():
         assert sorted(seqs) == list(range(len(seqs)))  # no seq written twice, none skipped
     assert len(alerts) == 30
+
+
+async def test_standby_alerts_process_takes_over(bus):
+    await Registry(bus).put_rule(LabelRule(id="p", label="person", consolidate_s=60, quiet_s=60))
+    base = time.time() - 100
+    first = running(bus, AlertsSettings(tick_s=3600, leader_ttl_s=1), consumer="a")
+    a = await first.__aenter__()
+    await wait_for(lambda: _leads(a))
+    async with running(bus, AlertsSettings(tick_s=3600, leader_ttl_s=1), consumer="b") as b:
+        await _feed(bus, [event("c", "c-0", base, base + 4, ["person"])])
+        assert a.leading and not b.leading
+        await first.__aexit__(None, None, None)  # the leader goes away
+        await wait_for(lambda: _leads(b), timeout=5)
+        await _feed(bus, [event("c", "c-1", base + 4, base + 8, ["person"])])
+        alerts = await alerts_in_stream(bus)
+    assert [(x.state, x.seq) for x in alerts] == [("open", 0), ("update", 1)] and len({x.id for x in alerts}) == 1
+
+
+async def _leads(svc):
+    return svc.leading
