@@ -164,7 +164,7 @@ class AlertsService:
                 await asyncio.wait_for(stop.wait(), self.s.tick_s)
             except asyncio.TimeoutError:
                 pass
-            if self.leading:
+            if self.leading and not stop.is_set():
                 await self.resolve_quiet(time.time())
 
     # -- phase one: onset packets -----------------------------------------------------------
