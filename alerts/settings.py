@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+EventFilter = Literal["*", "alert.*", "alert.open", "alert.update", "alert.resolved", "event", "ping"]
 
 
 class WebhookEndpointConfig(BaseModel):
@@ -13,10 +17,10 @@ class WebhookEndpointConfig(BaseModel):
     id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     url: str = Field(..., min_length=8, max_length=2048)
     secret_env: str = Field(..., min_length=1, description="name of the environment variable holding the secret")
-    events: list[str] = Field(default_factory=lambda: ["alert.*"])
+    events: list[EventFilter] = Field(default_factory=lambda: ["alert.*"])
     cameras: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
-    min_severity: str = "info"
+    min_severity: Literal["info", "warning", "critical"] = "info"
     allow_private: bool = Field(False, description="allow private/loopback/link-local targets (SSRF guard)")
 
 

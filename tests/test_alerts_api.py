@@ -110,3 +110,33 @@ async def test_deliveries_dead_letters_and_replay_routes(api, bus):
     assert again.id == ids[0] and again.attempt == 1  # same id, attempts reset, still in order
     pending = (await api.get("/api/webhooks/deliveries?status=pending", headers=_h(ADMIN))).json()["items"]
     assert [d["id"] for d in pending] == [ids[1]]
+
+
+async def test_ping_reaches_a_real_receiver_signed(api, bus):
+    from alerts.settings import AlertsSettings, WebhookSettings
+    from tests.alerting import running, wait_for
+    from tests.receiver import Receiver
+
+    rec = Receiver(SECRET).start()
+    try:
+        ep = {"id": "r", "url": rec.url, "secret": SECRET, "allow_private": True, "events": ["alert.open"]}
+        assert (await api.post("/api/webhooks", json=ep, headers=_h(ADMIN))).status_code == 201
+        async with running(bus, AlertsSettings(tick_s=3600, webhooks=WebhookSettings(backoff_base_s=0.05))):
+            res = await api.post("/api/webhooks/r/ping", headers=_h(ADMIN))
+            assert res.status_code == 202
+            await wait_for(lambda: _hit(rec), timeout=10)
+            d = await wait_for(lambda: _delivered(api, res.json()["delivery"]), timeout=5)
+        (hit,) = rec.hits
+        assert hit.event == "ping" and hit.signed_ok and hit.delivery == res.json()["delivery"]
+        assert d["status"] == "delivered" and d["last_code"] == 200
+    finally:
+        rec.stop()
+
+
+async def _hit(rec):
+    return rec.hits
+
+
+async def _delivered(api, dlv):
+    d = (await api.get(f"/api/webhooks/deliveries/{dlv}", headers=_h(ADMIN))).json()
+    return d if d.get("status") == "delivered" else None

@@ -3,6 +3,8 @@ URLs and payloads are operator data). Secrets are write-only: no response carrie
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Annotated, Any, Callable, Literal
 
 import msgspec
@@ -11,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 from bus.connection import Bus, redact_url
 from bus.messages import WebhookEndpoint
 from bus.names import ID_PATTERN
-from bus.webhooks import TargetRefused, WebhookStore, check_url
+from bus.webhooks import TargetRefused, WebhookStore, check_url, delivery_id
 
 EndpointId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 DeliveryId = Annotated[str, PathParam(pattern=r"^dlv_[0-9a-f]{32}$")]
@@ -102,6 +104,18 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
             raise HTTPException(422, "ids must be a list of delivery ids")
         n = await store.replay(ids or None)
         return _json({"replayed": n})
+
+    @r.post("/{endpoint_id}/ping", status_code=202)
+    async def ping(endpoint_id: EndpointId, who=Depends(admin)) -> Response:
+        """Queue a signed `ping` delivery to check an endpoint end to end (whatever its filter)."""
+        if await store.endpoint(endpoint_id) is None:
+            raise HTTPException(404, "no such endpoint")
+        pid = secrets.token_hex(8)
+        body = msgspec.json.encode({"v": 1, "type": "ping", "id": f"ping-{pid}", "endpoint": endpoint_id,
+                                    "at": time.time()})
+        dlv = delivery_id(endpoint_id, f"ping:{pid}")
+        await store.enqueue(endpoint_id, "ping", f"ping:{pid}", body, dlv)
+        return _json({"delivery": dlv}, 202)
 
     @r.get("/{endpoint_id}")
     async def get_endpoint(endpoint_id: EndpointId, who=Depends(admin)) -> Response:
