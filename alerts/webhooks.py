@@ -87,14 +87,30 @@ class WebhookSender:
 
     def __init__(self, s: WebhookSettings) -> None:
         self.s = s
-        self.client = httpx.AsyncClient(
+        self.client = self._new_client()
+        # https targets are reached by their checked IP with the name as SNI; connections are
+        # pooled per IP, so each host name gets its own pool and never rides another's TLS session.
+        self.tls_clients: dict[str, httpx.AsyncClient] = {}
+
+    def _new_client(self) -> httpx.AsyncClient:
+        s = self.s
+        return httpx.AsyncClient(
             follow_redirects=False, trust_env=False,
             timeout=httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s),
             limits=httpx.Limits(max_connections=s.concurrency * 2, max_keepalive_connections=s.concurrency),
         )
 
+    def _client_for(self, sni: str | None) -> httpx.AsyncClient:
+        if not sni:
+            return self.client
+        if sni not in self.tls_clients:  # bounded by the endpoints an admin registered
+            self.tls_clients[sni] = self._new_client()
+        return self.tls_clients[sni]
+
     async def close(self) -> None:
         await self.client.aclose()
+        for c in self.tls_clients.values():
+            await c.aclose()
 
     async def send(self, ep: WebhookEndpoint, d: Delivery) -> Result:
         try:
@@ -115,7 +131,8 @@ class WebhookSender:
         }
         try:
             async with asyncio.timeout(self.s.timeout_s + 1):
-                async with self.client.stream("POST", target.url, content=d.body, headers=headers,
+                client = self._client_for(target.extensions.get("sni_hostname"))
+                async with client.stream("POST", target.url, content=d.body, headers=headers,
                                               extensions=target.extensions) as resp:
                     # The body is not trusted: read at most a little, never parse it.
                     seen = 0

@@ -18,6 +18,7 @@ from bus.webhooks import TargetRefused, WebhookStore, check_url, delivery_id
 EndpointId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 DeliveryId = Annotated[str, PathParam(pattern=r"^dlv_[0-9a-f]{32}$")]
 MAX_BODY = 64 * 1024
+RESERVED = {"deliveries", "dead-letters"}  # path segments of this router
 
 
 def _json(data: object, status: int = 200) -> Response:
@@ -70,6 +71,8 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
     @r.post("", status_code=201)
     async def create_endpoint(request: Request, who=Depends(admin)) -> Response:
         ep = _endpoint(await _body(request))
+        if ep.id in RESERVED:
+            raise HTTPException(422, f"{ep.id!r} is reserved by the API; choose another id")
         if await store.endpoint(ep.id):
             raise HTTPException(409, "an endpoint with this id exists; PUT replaces it")
         await store.put_endpoint(ep)
