@@ -40,7 +40,7 @@ from bus.messages import Alert, AlertTrack, DwellRule, Event, Packet, Rule
 from bus.registry import Registry
 
 log = logging.getLogger("vigil.alerts")
-CLAIM_IDLE_MS = 30_000  # entries a dead alerts process left unacked are taken over after this
+CLAIM_IDLE_MS = 30_000  # the leader retries entries it failed on (left pending) after this
 
 
 class AlertsService:
@@ -153,7 +153,7 @@ class AlertsService:
                 try:
                     await fn(msg)
                 except Exception:
-                    # Left pending: taken over (by any alerts process) after CLAIM_IDLE_MS.
+                    # Left pending: retried after CLAIM_IDLE_MS, or by the next leader.
                     log.exception("%s %s not handled; left pending", stream, entry_id)
                     continue
             await self.bus.ack(stream, group, entry_id)

@@ -28,7 +28,7 @@ from alerts.settings import WebhookSettings
 from alerts.ssrf import TargetRefused, check_url, resolve
 from bus import messages
 from bus.connection import Bus, redact_url
-from bus.messages import Alert, Event, PublicMessage, WebhookEndpoint
+from bus.messages import Alert, PublicMessage, WebhookEndpoint
 from bus.webhooks import Delivery, WebhookStore, delivery_id
 
 log = logging.getLogger("vigil.alerts.webhooks")
@@ -326,4 +326,4 @@ async def seed_endpoints(bus: Bus, s: WebhookSettings) -> None:
         await store.put_endpoint(ep)
 
 
-__all__ = ["WebhookChannel", "WebhookSender", "backoff", "event_name", "seed_endpoints", "wants", "Event"]
+__all__ = ["WebhookChannel", "WebhookSender", "backoff", "event_name", "seed_endpoints", "wants"]
