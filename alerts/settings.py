@@ -34,7 +34,7 @@ class WebhookSettings(BaseModel):
     jitter: float = Field(0.5, ge=0, le=1, description="share of each delay that is random (0: none)")
     connect_timeout_s: float = Field(3.0, gt=0, le=60)
     timeout_s: float = Field(10.0, gt=0, le=120, description="whole request, headers to body")
-    lease_s: float = Field(60.0, gt=0, le=3600, description="a claimed delivery is tried again after this if its sender died")
+    lease_s: float = Field(60.0, gt=0, le=3600, description="a claimed delivery is tried again after this if its sender died (at least timeout_s + 2)")
     concurrency: int = Field(16, ge=1, le=256, description="requests in flight per alerts process")
     max_response_bytes: int = Field(1024, ge=0, le=65536, description="at most this much of a response is read")
     retention_s: int = Field(7 * 86400, ge=60, description="delivered deliveries are kept this long for listing")

@@ -254,7 +254,8 @@ class WebhookChannel(Channel):
                 await slots.acquire()
                 slots.release()
                 free = max(1, slots._value)  # noqa: SLF001 - asyncio exposes no accessor
-                batch = await self.store.claim(free, self.s.lease_s)
+                # A lease shorter than a request would hand a live try to another sender.
+                batch = await self.store.claim(free, max(self.s.lease_s, self.s.timeout_s + 2))
                 if not batch:
                     nxt = await self.store.next_due()
                     wait = 1.0 if nxt is None else min(1.0, nxt - time.time())

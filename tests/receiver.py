@@ -32,6 +32,7 @@ class Receiver:
     stall_s: float = 0.0  # hold the first request this long before answering
     redirect_to: str | None = None
     hits: list[Hit] = field(default_factory=list)
+    started: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,13 +49,15 @@ class Receiver:
                 ok = hmac.compare_digest(expected, parts.get("v1", "")) and abs(time.time() - int(parts.get("t", 0))) < 300
                 with rec._lock:
                     n = len(rec.hits)
+                    rec.started += 1
+                    first = rec.started == 1
                     if rec.redirect_to:
                         code = 302
                     elif n < rec.refuse_first:
                         code = 503
                     else:
                         code = rec.status
-                    stall = rec.stall_s if n == 0 else 0.0
+                    stall = rec.stall_s if first else 0.0
                 if stall:
                     time.sleep(stall)
                 with rec._lock:

@@ -262,3 +262,86 @@ async def test_two_alerts_processes_deliver_each_change_once_in_order(bus):
         _assert_in_order_once(rec, alerts)
     finally:
         rec.stop()
+
+
+@pytest.mark.integration
+async def test_killed_mid_request_is_sent_again_with_the_same_key(bus, tmp_path: Path):
+    """SIGKILL while a request is in flight: after the lease, another process sends it again
+    with the same Vigil-Delivery, which is how the receiver recognises the repeat."""
+    rec = Receiver(SECRET, stall_s=4).start()
+    cfg = tmp_path / "vigil.yaml"
+    cfg.write_text(
+        "rules:\n  - {id: person, label: person, quiet_s: 2}\n"
+        "alerts:\n  tick_s: 3600\n  leader_ttl_s: 1\n  webhooks:\n"
+        "    backoff_base_s: 0.2\n    lease_s: 2\n    timeout_s: 1\n"
+        f"    endpoints:\n      - {{id: hook, url: '{rec.url}', secret_env: HOOK_SECRET, allow_private: true}}\n"
+    )
+    env = {**os.environ, "REDIS_URL": bus.url, "HOOK_SECRET": SECRET}
+    args = [sys.executable, "-m", "vigil.cli", "alerts", "-c", str(cfg)]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_for(lambda: bus.group_info(bus.keys.alerts, bus.keys.WEBHOOKS), timeout=30)
+        base = time.time() - 30
+        await bus.publish(bus.keys.events, event("gate", "gate-0", base, base + 4, ["person"]))
+        store = WebhookStore(bus)
+        (d,) = await wait_for(lambda: store.deliveries(status="delivering"), timeout=15)
+        await asyncio.sleep(0.3)  # the request is at the receiver, which holds it
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = await wait_for(lambda: _status(store, d["id"], "delivered"), timeout=30)
+        await wait_for(lambda: _n_hits(rec, 2), timeout=10)  # the held first try lands too
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        rec.stop()
+    assert done["attempts"] == 2
+    keys = [h.delivery for h in rec.hits]
+    assert keys == [d["id"], d["id"]] and sorted(h.attempt for h in rec.hits) == [1, 2]
+    assert all(h.signed_ok for h in rec.hits)
+
+
+async def _n_hits(rec, n):
+    return len(rec.hits) >= n
+
+
+async def _status(store, dlv, status):
+    d = await store.get(dlv)
+    return d if d and d["status"] == status else None
+
+
+async def test_event_webhooks_and_filters(bus):
+    from bus.messages import Alert, utc
+
+    from alerts.webhooks import wants
+
+    rec = Receiver(SECRET).start()
+    try:
+        store = WebhookStore(bus)
+        await store.put_endpoint(WebhookEndpoint(id="ev", url=rec.url, secret=SECRET, allow_private=True,
+                                                 events=["event"], cameras=["a"]))
+        async with running(bus, AlertsSettings(tick_s=3600, webhooks=FAST)):
+            base = time.time() - 30
+            for i in range(4):
+                for cam in ("a", "b"):
+                    await bus.publish(bus.keys.events, event(cam, f"{cam}-{i}", base + i, base + i + 1, ["motion"]))
+            await wait_for(lambda: _count(rec, 4), timeout=10)
+            await asyncio.sleep(0.3)
+        got = rec.accepted()
+        assert [h.body["id"] for h in got] == [f"evt-a-{i}" for i in range(4)]  # camera a only, in order
+        assert {h.event for h in got} == {"event"} and all(h.signed_ok for h in got)
+    finally:
+        rec.stop()
+    t = utc(time.time())
+    al = Alert(id="x", state="open", rule="r", camera="c", severity="info", title="", message="", event_ids=[],
+               first_seen=t, last_seen=t, snapshot_url="")
+    ep = WebhookEndpoint(id="e", url="https://h.example/", secret=SECRET, events=["alert.open"], min_severity="warning")
+    assert not wants(ep, al)
+    import msgspec
+
+    assert wants(ep, msgspec.structs.replace(al, severity="critical"))
+    assert not wants(ep, msgspec.structs.replace(al, severity="critical", state="update"))
+    assert not wants(msgspec.structs.replace(ep, rules=["other"]), msgspec.structs.replace(al, severity="critical"))
