@@ -79,6 +79,12 @@ def updated(alert: Alert, event: Event, *, phase: str | None = None, message: st
     )
 
 
+def folded(alert: Alert, event: Event) -> Alert:
+    """New evidence kept on the open alert without a notification: same state and seq; the
+    next published change carries it."""
+    return msgspec.structs.replace(updated(alert, event), state=alert.state, seq=alert.seq)
+
+
 def resolved(alert: Alert, why: str = "", *, phase: str | None = None) -> Alert:
     msg = alert.message if not why else f"{alert.message} ({why})"
     return msgspec.structs.replace(

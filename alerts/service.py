@@ -234,6 +234,9 @@ class AlertsService:
 
         if v.match:
             if alert is not None and lifecycle.within(alert, event, rule.consolidate_s):
+                if rule.update_every_s and t - track.last_sent < rule.update_every_s:
+                    await self._hold(lifecycle.folded(alert, event), sc, track)
+                    return
                 track.last_sent = t
                 await self._emit(lifecycle.updated(alert, event), sc, track)
                 return
@@ -317,6 +320,13 @@ class AlertsService:
 
     async def _save_track(self, rule_id: str, sc: str, track: AlertTrack) -> None:
         await self.bus.r.set(self.bus.keys.alert_track(rule_id, sc), messages.encode(track), ex=self.s.retention_s)
+
+    async def _hold(self, alert: Alert, sc: str, track: AlertTrack) -> None:
+        """Keep new evidence on the open alert without notifying (update_every_s)."""
+        pipe = self.bus.r.pipeline(transaction=True)
+        pipe.set(self.bus.keys.open_alert(alert.rule, sc), messages.encode(alert))
+        pipe.set(self.bus.keys.alert_track(alert.rule, sc), messages.encode(track), ex=self.s.retention_s)
+        await pipe.execute()
 
     async def _emit(self, alert: Alert, sc: str, track: AlertTrack) -> None:
         k = self.bus.keys

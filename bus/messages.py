@@ -78,6 +78,9 @@ class _RuleBase(msgspec.Struct, kw_only=True):
     group: Annotated[str, msgspec.Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")] = ""
     # Fast rules and motion/zone rules: named zones (scheduler settings) the motion must touch.
     zones: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
+    # At most one `update` notification per this many seconds; matches in between still
+    # extend the alert (evidence, last_seen) and ride along with the next update. 0: every match.
+    update_every_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
 
 class LabelRule(_RuleBase, tag="label", tag_field="kind"):

@@ -224,3 +224,16 @@ async def test_standby_alerts_process_takes_over(bus):
 
 async def _leads(svc):
     return svc.leading
+
+
+async def test_update_every_s_thins_updates_without_losing_evidence(bus):
+    await Registry(bus).put_rule(LabelRule(id="p", label="person", consolidate_s=10, quiet_s=4, update_every_s=10))
+    base = time.time() - 100
+    async with running(bus) as svc:
+        # A person stays 40 s: a packet every 4 s.
+        await _feed(bus, [event("c", f"c-{i}", base + 4 * i, base + 4 * i + 4, ["person"]) for i in range(10)])
+        await svc.resolve_quiet(time.time())
+        alerts = await alerts_in_stream(bus)
+    assert [a.state for a in alerts] == ["open", "update", "update", "update", "resolved"]
+    assert [a.seq for a in alerts] == list(range(5))
+    assert alerts[-1].event_ids == [f"evt-c-{i}" for i in range(10)]  # nothing lost in between
