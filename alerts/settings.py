@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bus.webhooks import TargetRefused, check_url
 
 EventFilter = Literal["*", "alert.*", "alert.open", "alert.update", "alert.resolved", "event", "ping"]
 
@@ -22,6 +24,14 @@ class WebhookEndpointConfig(BaseModel):
     rules: list[str] = Field(default_factory=list)
     min_severity: Literal["info", "warning", "critical"] = "info"
     allow_private: bool = Field(False, description="allow private/loopback/link-local targets (SSRF guard)")
+
+    @model_validator(mode="after")
+    def _url(self) -> "WebhookEndpointConfig":
+        try:
+            check_url(self.url, self.allow_private)
+        except TargetRefused as exc:
+            raise ValueError(f"url refused: {exc}") from None
+        return self
 
 
 class WebhookSettings(BaseModel):

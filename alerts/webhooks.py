@@ -256,14 +256,14 @@ class WebhookChannel(Channel):
                 free = max(1, slots._value)  # noqa: SLF001 - asyncio exposes no accessor
                 # A lease shorter than a request would hand a live try to another sender.
                 batch = await self.store.claim(free, max(self.s.lease_s, self.s.timeout_s + 2))
+                if time.monotonic() - last_trim > 60:
+                    last_trim = time.monotonic()
+                    await self.store.trim(self.s.retention_s)
                 if not batch:
                     nxt = await self.store.next_due()
                     wait = 1.0 if nxt is None else min(1.0, nxt - time.time())
                     if wait > 0:
                         await self.store.wait_for_work(wait)
-                    if time.monotonic() - last_trim > 60:
-                        last_trim = time.monotonic()
-                        await self.store.trim(self.s.retention_s)
                     continue
                 for d in batch:
                     await slots.acquire()
