@@ -7,8 +7,9 @@ cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
 VENV=.venv
-# Debian packages the tests drive for real: compose validation, RTSP server, browser, ffmpeg.
-TEST_DEBS=(docker-compose ffmpeg chromium)
+# Debian packages the tests drive for real: compose validation, ffmpeg, the browser, an MQTT
+# broker for the MQTT alert channel.
+TEST_DEBS=(docker-compose ffmpeg chromium mosquitto)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
   echo "need root (or sudo) to install: $*" >&2; return 1; fi; }

@@ -63,6 +63,24 @@ class _RuleBase(msgspec.Struct, kw_only=True):
     # No match for this long resolves the alert.
     quiet_s: Annotated[float, msgspec.Meta(ge=0)] = 15.0
     enabled: bool = True
+    # Active only inside these local-time windows; empty: always.
+    schedule: list[TimeWindow] = []
+    # This many matching packets in a row (per camera, or group) before an alert opens.
+    min_consecutive: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    # No new alert for this rule and camera until this long after the last notification sent.
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    # Two-phase: an onset packet with motion evidence opens the alert at once; the verdict
+    # (model or cpu backend) then confirms it or resolves it as not confirmed, same id.
+    fast: bool = False
+    # Fast rules: how long the verdict may take before the alert resolves as not confirmed.
+    confirm_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    # Cameras watching one scene: one alert per rule and group instead of per camera.
+    group: Annotated[str, msgspec.Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")] = ""
+    # Fast rules and motion/zone rules: named zones (scheduler settings) the motion must touch.
+    zones: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
+    # At most one `update` notification per this many seconds; matches in between still
+    # extend the alert (evidence, last_seen) and ride along with the next update. 0: every match.
+    update_every_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
 
 class LabelRule(_RuleBase, tag="label", tag_field="kind"):
@@ -82,7 +100,35 @@ class PromptRule(_RuleBase, tag="prompt", tag_field="kind"):
     think: bool = False
 
 
-Rule = Union[LabelRule, PromptRule]
+class CountRule(_RuleBase, tag="count", tag_field="kind"):
+    """Structured rule: how many `label`s one packet shows is within [min, max]."""
+
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    min: Annotated[int, msgspec.Meta(ge=0)] = 1
+    max: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class ZoneRule(_RuleBase, tag="zone", tag_field="kind"):
+    """Structured rule: motion touched one of `zones` (and, if set, `label` was seen)."""
+
+    label: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    min_area: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+
+
+class MotionRule(_RuleBase, tag="motion", tag_field="kind"):
+    """Structured rule: the moving share of the image is at least `min_area`."""
+
+    min_area: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+
+
+class DwellRule(_RuleBase, tag="dwell", tag_field="kind"):
+    """Structured rule: `label` (or, if empty, motion) stays, in `zones` if set, for `min_s`."""
+
+    label: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    min_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+
+
+Rule = Union[LabelRule, PromptRule, CountRule, ZoneRule, MotionRule, DwellRule]
 
 
 # --------------------------------------------------------------------------- frames
@@ -203,6 +249,11 @@ class Alert(msgspec.Struct, kw_only=True, tag="alert", tag_field="type"):
     last_seen: datetime
     snapshot_url: str
     seq: int = 0  # change number within this alert's life (0 = open)
+    # Two-phase alerts: "onset" (opened from motion evidence), "confirmed" (the verdict
+    # agreed), "unconfirmed" (resolved because it did not); "" for ordinary alerts.
+    phase: Literal["", "onset", "confirmed", "unconfirmed"] = ""
+    packet_ids: list[str] = []  # packets whose evidence opened or updated the alert
+    cameras: list[str] = []  # rules with a camera group: every camera that matched
 
 
 PublicMessage = Union[Event, Alert]
@@ -262,3 +313,45 @@ def to_builtins(msg: msgspec.Struct) -> dict:
 
 def json_schema(kind: type) -> dict:
     return msgspec.json.schema(kind)
+
+
+# --------------------------------------------------------------------------- alert state
+class AlertTrack(msgspec.Struct, kw_only=True):
+    """Per rule and scope (camera or group) state of the alerts stage, kept in Redis."""
+
+    v: int = SCHEMA_VERSION
+    streak: int = 0  # consecutive matching packets
+    streak_since: float = 0.0  # capture epoch of the first packet of the streak
+    last_match: float = 0.0
+    last_event: float = 0.0  # capture epoch of the last evaluated packet
+    last_sent: float = 0.0  # capture epoch of the evidence of the last notification sent
+    suppressed: int = 0  # matches held back by the cooldown since the last notification
+    # last_sent before the open alert's onset: restored when the verdict rejects it, so a
+    # false alarm never starts a cooldown.
+    prev_sent: float = 0.0
+
+
+# --------------------------------------------------------------------------- webhooks
+WebhookEventName = Literal["alert.open", "alert.update", "alert.resolved", "event", "ping"]
+
+
+class WebhookEndpoint(msgspec.Struct, kw_only=True, tag="webhook", tag_field="type"):
+    """A webhook target in the registry. `secret` signs requests: never log or serve it."""
+
+    v: int = SCHEMA_VERSION
+    id: Id
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2048)]
+    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
+    # Exact names, "alert.*" or "*". Default: every alert change, no raw events.
+    events: list[Annotated[str, msgspec.Meta(pattern=r"^(\*|alert\.\*|alert\.(open|update|resolved)|event|ping)$")]] = msgspec.field(
+        default_factory=lambda: ["alert.*"])
+    cameras: list[Id] = []  # empty: every camera
+    rules: list[Id] = []  # empty: every rule
+    min_severity: Severity = "info"
+    # SSRF guard: private, loopback and link-local targets are refused unless this is set.
+    allow_private: bool = False
+    enabled: bool = True
+    description: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+DeliveryStatus = Literal["pending", "delivering", "delivered", "dead"]

@@ -107,3 +107,53 @@ class Keys:
     def analyzer_metrics_pattern(self) -> str:
         """SCAN pattern matching every analyzer worker's metrics snapshot."""
         return f"{self.prefix}metrics:analyzer:*"
+
+    # -- alerts: lifecycle state, locks, onset reading ------------------------------
+    ONSET = "alert-onset"  # the alerts stage's own consumer group on `packets` (fast rules)
+    WEBHOOKS = "webhooks"  # consumer group on `alerts` and `events` that enqueues deliveries
+
+    def alert_track(self, rule: str, scope: str) -> str:
+        """AlertTrack (msgpack) for a rule and a camera or camera group."""
+        return f"{self.prefix}alert:track:{rule}:{scope}"
+
+    def alert_lock(self, rule: str, scope: str) -> str:
+        """Held while one alerts process changes a rule+scope's state (several may run)."""
+        return f"{self.prefix}alert:lock:{rule}:{scope}"
+
+    # -- webhooks: endpoints, the durable delivery queue, dead letters --------------
+    @property
+    def webhooks(self) -> str:
+        """Hash: endpoint id -> WebhookEndpoint (msgpack)."""
+        return f"{self.prefix}wh:endpoints"
+
+    def delivery(self, delivery_id: str) -> str:
+        """Hash of one delivery: body, headers' inputs, attempts, status, errors."""
+        return f"{self.prefix}wh:dlv:{delivery_id}"
+
+    @property
+    def deliveries_due(self) -> str:
+        """Sorted set: delivery id -> epoch when it is due (only the head of each chain)."""
+        return f"{self.prefix}wh:due"
+
+    def delivery_chain(self, endpoint: str, order_key: str) -> str:
+        """List: deliveries of one alert to one endpoint, in order; only the head is due."""
+        return f"{self.prefix}wh:chain:{endpoint}:{order_key}"
+
+    @property
+    def deliveries_index(self) -> str:
+        """Sorted set: delivery id -> creation epoch (listing, retention)."""
+        return f"{self.prefix}wh:index"
+
+    @property
+    def dead_letters(self) -> str:
+        """List: delivery ids that used up their retries, oldest first."""
+        return f"{self.prefix}wh:dead"
+
+    @property
+    def deliveries_wake(self) -> str:
+        """List used as a doorbell: enqueueing pushes, idle senders BLPOP."""
+        return f"{self.prefix}wh:wake"
+
+    def leader(self, role: str) -> str:
+        """Held by the one process that does `role` (ordered fan-out), renewed while it lives."""
+        return f"{self.prefix}leader:{role}"

@@ -26,6 +26,8 @@ from web.routes_cameras import cameras_router
 from web.routes_events import events_router
 from web.routes_ops import ops_router
 from web.routes_replay import replay_router
+from web.routes_rules import rules_router
+from web.routes_webhooks import webhooks_router
 from web.settings import TokenEntry, WebSettings
 
 log = logging.getLogger("vigil.web")
@@ -119,6 +121,9 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
     app.include_router(events_router(bus, access))
     app.include_router(ops_router(bus, access))
     app.include_router(replay_router(bus, access))
+
+    app.include_router(rules_router(bus, access.viewer, access.admin))
+    app.include_router(webhooks_router(bus, access.viewer, access.admin))
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:

@@ -1,0 +1,81 @@
+"""Rule CRUD over the registry in Redis: the alerts stage picks changes up within a second,
+no restart. Reading needs a token; writing needs the admin role."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable
+
+import msgspec
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response
+
+from bus import messages
+from bus.connection import Bus
+from bus.messages import Rule
+from bus.names import ID_PATTERN
+from bus.registry import Registry
+
+RuleId = Annotated[str, PathParam(pattern=ID_PATTERN)]
+MAX_BODY = 64 * 1024
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+async def parse_rule(request: Request) -> Rule:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise HTTPException(413, "rule too large")
+    try:
+        data: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise HTTPException(422, f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, "a rule is a JSON object")
+    if "kind" not in data:  # as in the config: a prompt makes a natural-language rule
+        data = {"kind": "prompt" if "prompt" in data else "label", **data}
+    try:
+        return msgspec.convert(data, Rule)
+    except msgspec.ValidationError as exc:
+        raise HTTPException(422, f"invalid rule: {exc}") from None
+
+
+def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
+    reg = Registry(bus)
+    r = APIRouter(prefix="/api/rules", tags=["rules"])
+
+    @r.get("")
+    async def list_rules(who=Depends(viewer)) -> Response:
+        rules = sorted((await reg.rules()).values(), key=lambda x: x.id)
+        return _json({"items": [messages.to_builtins(x) for x in rules]})
+
+    @r.get("/{rule_id}")
+    async def get_rule(rule_id: RuleId, who=Depends(viewer)) -> Response:
+        rule = (await reg.rules()).get(rule_id)
+        if rule is None:
+            raise HTTPException(404, "no such rule")
+        return _json(messages.to_builtins(rule))
+
+    @r.post("", status_code=201)
+    async def create_rule(request: Request, who=Depends(admin)) -> Response:
+        rule = await parse_rule(request)
+        # HSETNX: two admins creating one id at once cannot overwrite each other.
+        if not await bus.r.hsetnx(bus.keys.rules, rule.id, messages.encode(rule)):
+            raise HTTPException(409, "a rule with this id exists; PUT /api/rules/{id} replaces it")
+        return _json(messages.to_builtins(rule), 201)
+
+    @r.put("/{rule_id}")
+    async def put_rule(rule_id: RuleId, request: Request, who=Depends(admin)) -> Response:
+        rule = await parse_rule(request)
+        if rule.id != rule_id:
+            raise HTTPException(422, "the body's id differs from the URL's")
+        await reg.put_rule(rule)
+        return _json(messages.to_builtins(rule))
+
+    @r.delete("/{rule_id}", status_code=204)
+    async def delete_rule(rule_id: RuleId, who=Depends(admin)) -> Response:
+        if not await reg.remove_rule(rule_id):
+            raise HTTPException(404, "no such rule")
+        return Response(status_code=204)
+
+    return r
