@@ -79,11 +79,14 @@ class AlertsService:
         for ch in self.channels:
             await ch.prepare()
         self.rules = await self.registry.rules()
+        # The loops share a local stop: one failing ends its siblings (and this run, which the
+        # runtime restarts) without stopping the whole process.
+        local = asyncio.Event()
         tasks = [asyncio.create_task(c, name=n) for n, c in (
-            ("alerts:lease", self._lease_loop(stop)),
-            ("alerts:events", self._events_loop(stop)), ("alerts:onset", self._onset_loop(stop)),
-            ("alerts:tick", self._tick_loop(stop)),
-            *((f"alerts:{ch.name}", ch.run(stop)) for ch in self.channels),
+            ("alerts:lease", self._lease_loop(local)),
+            ("alerts:events", self._events_loop(local)), ("alerts:onset", self._onset_loop(local)),
+            ("alerts:tick", self._tick_loop(local)),
+            *((f"alerts:{ch.name}", ch.run(local)) for ch in self.channels),
         )]
         try:
             stopper = asyncio.create_task(stop.wait())
@@ -93,7 +96,7 @@ class AlertsService:
                 if t is not stopper and not t.cancelled() and t.exception():
                     raise t.exception()  # type: ignore[misc]
         finally:
-            stop.set()
+            local.set()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
