@@ -89,6 +89,42 @@ async def test_login_grid_and_live_events(chromium_path, vigil_web):
             # A wall display sized window renders without errors too.
             await page.set_viewport_size({"width": 1920, "height": 1080})
             await page.screenshot(path=str(ARTIFACTS / "dashboard-wall.png"))
+            await page.set_viewport_size({"width": 1366, "height": 768})
+
+            # Packet inspector: from the first event's strip.
+            await page.locator("#timeline .event .strip").first.click()
+            await page.wait_for_selector("#packet-view .packet-frame img", timeout=10000)
+            assert await page.locator("#packet-view .packet-frame").count() >= 1
+            await page.screenshot(path=str(ARTIFACTS / "packet-inspector.png"))
+
+            # Alerts page: acknowledge the first alert.
+            await page.click("#nav-alerts")
+            await page.wait_for_selector("#alerts-view .alert-row .ack-button", timeout=10000)
+            await page.locator("#alerts-view .alert-row .ack-button").first.click()
+            await page.wait_for_selector("#alerts-view .alert-row .ack-info:not(:empty)", timeout=10000)
+            await page.screenshot(path=str(ARTIFACTS / "alerts.png"))
+
+            # Rules page: create a structured rule, then replay it over the stored packets.
+            await page.click("#nav-rules")
+            await page.click("#rule-new-button")
+            await page.wait_for_selector("#rule-form")
+            await page.select_option("#rule-form [name=kind]", "label")
+            await page.fill("#rule-form [name=id]", "cars-moving")
+            await page.fill("#rule-form [name=label]", "motion")
+            await page.click("#rule-form button[type=submit]")
+            await page.wait_for_selector("#rules-list [data-rule-id=cars-moving]", timeout=10000)
+            await page.select_option("#replay-rule", "cars-moving")
+            await page.click("#replay-run")
+            await page.wait_for_selector("#replay-results .replay-result", timeout=60000)
+            assert await page.locator("#replay-results .replay-result.match").count() >= 1
+            await page.screenshot(path=str(ARTIFACTS / "rules-replay.png"))
+
+            for view in ("webhooks", "system"):
+                await page.click(f"#nav-{view}")
+                await page.wait_for_selector(f"#{view}-view", timeout=10000)
+                await page.wait_for_timeout(1500)
+                await page.screenshot(path=str(ARTIFACTS / f"{view}.png"))
+            assert await page.locator("#system-view").inner_text() != ""
         finally:
             await browser.close()
     assert not problems, problems

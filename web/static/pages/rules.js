@@ -399,7 +399,7 @@
       const until = V.fromLocalInput(untilIn.value);
       if (!since || !until) { progress.textContent = 'Choose a time range.'; return; }
       if (since >= until) { progress.textContent = '“Since” must be before “until”.'; return; }
-      const limit = Math.max(1, Math.min(1000, Math.round(Number(limitIn.value) || 50)));
+      const limit = Math.max(1, Math.min(500, Math.round(Number(limitIn.value) || 50)));
       const body = { since, until, limit };
       if (camSel.value) body.camera = camSel.value;
       if (ruleSel.value === ADHOC) {
