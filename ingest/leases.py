@@ -26,11 +26,13 @@ return 0
 
 
 class Leases:
-    def __init__(self, bus: Bus, worker: str, ttl_s: float) -> None:
+    def __init__(self, bus: Bus, worker: str, ttl_s: float, poll_s: float = 1.0) -> None:
         self.bus = bus
         self.worker = worker
-        self.ttl_ms = int(ttl_s * 1000)
         self.ttl_s = ttl_s
+        # Keys live ttl - poll: another worker notices an expired lease only at its next
+        # poll, so a dead worker's cameras are taken over within ttl of its death.
+        self.ttl_ms = int(max(ttl_s - poll_s, ttl_s / 2) * 1000)
         self._renew = bus.r.register_script(_RENEW)
         self._release = bus.r.register_script(_RELEASE)
 
@@ -58,7 +60,7 @@ class Leases:
         now = time.time()
         key = self.bus.keys.ingest_workers
         pipe = self.bus.r.pipeline(transaction=False)
-        pipe.zadd(key, {self.worker: now + self.ttl_s})
+        pipe.zadd(key, {self.worker: now + self.ttl_ms / 1000})  # gone when its leases are
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zcard(key)
         return max(1, int((await pipe.execute())[-1]))

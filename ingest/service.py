@@ -45,7 +45,7 @@ class IngestService:
         self.registry = Registry(bus)
         self.poll_s = poll_s if poll_s is not None else settings.poll_s
         self.worker = worker_id or new_worker_id()
-        self.leases = Leases(bus, self.worker, settings.lease_ttl_s)
+        self.leases = Leases(bus, self.worker, settings.lease_ttl_s, self.poll_s)
         self.running: dict[str, tuple[Camera, CameraIngest, asyncio.Task]] = {}
         self._rates: dict[str, _Rate] = {}
         self._status_ttl = int(max(30, 3 * settings.lease_ttl_s))
