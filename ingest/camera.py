@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from bus.connection import Bus, redact_url
 from bus.messages import Camera, Frame, StreamEnd
 from ingest.backoff import Backoff
-from ingest.prepare import luma_thumbnail, model_jpeg
+from ingest.prepare import prepare
 from ingest.sampler import Sampler
 from ingest.settings import IngestSettings
 from ingest.sources import Decoded, Source, SourceError, open_source
@@ -69,6 +69,10 @@ class CameraIngest:
         self._queue: asyncio.Queue[Frame | StreamEnd] = asyncio.Queue(maxsize=settings.queue_frames)
         self._written_ids: list[str] = []
         self._thread: threading.Thread | None = None
+        # Replays: room in the queue, taken by the decode thread and given back by the writer
+        # (cheaper than a coroutine round trip per frame).
+        self._slots = threading.Semaphore(settings.queue_frames)
+        self._writer_gone = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -177,8 +181,7 @@ class CameraIngest:
 
     def _frame(self, item: Decoded, ts: float, seq: int) -> Frame:
         s = self.settings
-        luma = luma_thumbnail(item.frame, s.luma_width)
-        jpeg, w, h = model_jpeg(item.frame, s.model_size, s.jpeg_quality)
+        luma, jpeg, w, h = prepare(item.frame, s.luma_width, s.model_size, s.jpeg_quality)
         return Frame(
             camera=self.camera.id, seq=seq, ts=round(ts, 6), wall=self._wall(ts),
             width=w, height=h, jpeg=jpeg, luma=luma.tobytes(), luma_w=luma.shape[1],
@@ -197,10 +200,13 @@ class CameraIngest:
             return
         if self.fast:
             # Replays lose nothing: wait for room instead of dropping.
+            while not self._slots.acquire(timeout=0.5):
+                if self._writer_gone.is_set() or loop.is_closed():
+                    return
             try:
-                asyncio.run_coroutine_threadsafe(self._queue.put(msg), loop).result()
-            except (RuntimeError, asyncio.CancelledError):
-                pass  # the loop went away while we waited
+                loop.call_soon_threadsafe(self._queue.put_nowait, msg)
+            except RuntimeError:
+                pass  # loop closed: nobody is left to write
             return
 
         def put_or_drop() -> None:
@@ -218,8 +224,16 @@ class CameraIngest:
     async def _write_loop(self) -> None:
         stream = self.bus.keys.frames(self.camera.id)
         maxlen = self.settings.frames_maxlen
+        try:
+            await self._write_frames(stream, maxlen)
+        finally:
+            self._writer_gone.set()
+
+    async def _write_frames(self, stream: str, maxlen: int) -> None:
         while True:
             msg = await self._queue.get()
+            if self.fast:
+                self._slots.release()
             if isinstance(msg, Frame) and self.fast:
                 await self._wait_for_scheduler()
             entry = await self.bus.publish(stream, msg, maxlen=maxlen)

@@ -17,6 +17,10 @@ class IngestSettings(BaseModel):
     backpressure_frames: int = Field(
         150, ge=4, description="fast (replay) mode: how far ingest may run ahead of the scheduler"
     )
+    opencv_threads: int = Field(
+        0, ge=0, le=64, description="OpenCV's thread pool size for this process (0: OpenCV's default). Ingest's "
+        "OpenCV calls are tiny; 1 saves the pool's wake-up cost. Process-wide: affects other stages in it too",
+    )
     # -- live sources: reconnects --------------------------------------------------------
     reconnect_min_s: float = Field(0.5, gt=0, le=60, description="first reconnect delay")
     reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="reconnect delay cap")
