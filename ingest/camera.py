@@ -158,11 +158,14 @@ class CameraIngest:
                         return
                 if self._stop.is_set():
                     return
+                self.stats.last_error = reason
+                self.stats.reconnects += 1
+                if not self.source.backoff:
+                    log.info("camera %s: %s; waiting for the next session", self.camera.id, reason)
+                    continue
                 if connected is not None and time.monotonic() - connected >= s.healthy_s:
                     backoff.reset()
                 delay = backoff.next_delay()
-                self.stats.last_error = reason
-                self.stats.reconnects += 1
                 self.stats.next_attempt = time.time() + delay
                 self.stats.state = "retrying"
                 log.warning("camera %s: %s; reconnecting in %.1fs", self.camera.id, reason, delay)

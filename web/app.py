@@ -25,6 +25,7 @@ from bus.names import ID_PATTERN
 from bus.registry import Registry
 from web.auth import COOKIE, Authenticator, Principal, RateLimiter, hash_token, new_secret
 from web.live import live_socket
+from web.routes_whip import whip_router
 from web.settings import TokenEntry, WebSettings
 
 log = logging.getLogger("vigil.web")
@@ -77,6 +78,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
         return who
 
     Viewer = Annotated[Principal, Depends(viewer)]
+    app.include_router(whip_router(bus, viewer))
 
     # -- open ----------------------------------------------------------------------------
     @app.get("/healthz", include_in_schema=True)

@@ -30,6 +30,8 @@ class Source(abc.ABC):
 
     #: True when the source delivers frames at capture pace by itself (live cameras).
     live: bool = True
+    #: False for sources that wait for their publisher by themselves (WHIP): no reconnect delay.
+    backoff: bool = True
     #: True once the decoder skips non-keyframes (reported in the camera's status).
     keyframes_only: bool = False
 
