@@ -71,7 +71,14 @@ class IngestService:
         finally:
             for _, worker, _ in self.running.values():
                 worker.stop()
-            await asyncio.gather(*(t for _, _, t in self.running.values()), return_exceptions=True)
+            tasks = [t for _, _, t in self.running.values()]
+            if tasks:
+                # A decoder blocked in a network read ends by its read timeout; don't hold
+                # shutdown for it (its daemon thread is abandoned).
+                _, pending = await asyncio.wait(tasks, timeout=3.0)
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 await self._publish_status()
                 for cam_id in self.running:

@@ -71,13 +71,23 @@ class PyAVSource(Source):
             path = Path(self.url.removeprefix("file://"))
             if not path.is_file():
                 raise SourceError(f"no such file: {path.name}")
+        started = time.monotonic()
         try:
             # The read timeout is capped by the stall watchdog: a source that sends nothing
             # at all is as stalled as one that sends undecodable bytes.
             return av.open(self.url, format=self.format, options=self.options,
-                           timeout=(self.open_timeout, min(self.read_timeout, self.stall_s)))
+                           timeout=(self.open_timeout, self._read_timeout))
         except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot open {self.describe()}: {ffmpeg_reason(exc)}") from None
+            reason = ffmpeg_reason(exc)
+            if time.monotonic() - started >= 0.9 * self.open_timeout:
+                reason = f"no answer within {self.open_timeout:g}s"  # FFmpeg says "Immediate exit requested"
+            raise SourceError(f"cannot open {self.describe()}: {reason}") from None
+
+    @property
+    def _read_timeout(self) -> float:
+        # Half the limit: on the first interrupt FFmpeg's RTSP demuxer hands out the packet it
+        # had buffered, and only the second one fails the read.
+        return min(self.read_timeout, self.stall_s) / 2
 
     def frames(self, stop: threading.Event) -> Iterator[Decoded]:
         offset = 0.0  # stream time keeps increasing across loops of a file
@@ -118,6 +128,9 @@ class PyAVSource(Source):
                         raise SourceError(f"stalled: no frame for {self.stall_s:g}s")
             except av.error.FFmpegError as exc:
                 reason = ffmpeg_reason(exc)
+                silent = time.monotonic() - state.last_frame_mono
+                if self.live and silent >= 0.9 * self._read_timeout:
+                    raise SourceError(f"stalled: no data for {silent:.1f}s (read timeout)") from None
                 if state.n == 0:
                     raise SourceError(f"cannot decode {self.describe()}: {reason}") from None
                 if self.live:
