@@ -119,3 +119,34 @@ async def _released(bus, cam: str) -> bool:
 async def _streaming_on(bus, cam: str, worker: str):
     st = await status(bus, cam)
     return st if st and st.worker == worker and st.state == "streaming" else None
+
+
+async def test_a_new_owner_continues_a_live_cameras_clock(bus):
+    """A live camera handed to another worker keeps increasing stream time and sequence
+    numbers, so the scheduler sees a gap, never time running backwards."""
+    from ingest.service import IngestService
+    from ingest.settings import IngestSettings
+
+    await Registry(bus).put_camera(Camera(id="live", url="testsrc://", sample_fps=5))
+    settings = IngestSettings(poll_s=0.3, lease_ttl_s=3)
+    for round_ in range(2):
+        svc = IngestService(bus, settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(svc.run(stop))
+        mark = time.time()
+        await wait_for(lambda: _n_frames_after(bus, "live", mark, 6), 20, what=f"frames in round {round_}")
+        await asyncio.sleep(0.5)  # at least one status publish with the latest position
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    from tests.support.cameras import frames
+
+    got = await frames(bus, "live")
+    ts, seqs = [f.ts for f in got], [f.seq for f in got]
+    assert ts == sorted(ts) and seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    gaps = [b - a for a, b in zip(ts, ts[1:])]
+    assert max(gaps) >= 0.2  # the handover shows as a gap in stream time
+
+
+async def _n_frames_after(bus, cam: str, wall: float, n: int):
+    got = await frames_after(bus, cam, wall)
+    return got if len(got) >= n else None
