@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from bus.connection import Bus
 from bus.messages import Camera, CameraStatus
@@ -61,7 +62,7 @@ class IngestService:
                 try:
                     await self._reconcile()
                     await self._publish_status()
-                except (ConnectionError, OSError, TimeoutError) as exc:
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                     # Redis away: keep cameras running; leases are re-taken once it is back.
                     log.warning("ingest: bus unavailable (%s); retrying", type(exc).__name__)
                 try:

@@ -10,7 +10,6 @@ import time
 import uuid
 from typing import Annotated, Any, Callable
 
-import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response
 
 from bus import messages
