@@ -9,6 +9,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
 from bus.connection import Bus, redact_url
 from bus.messages import Camera, Frame, StreamEnd
 from ingest.backoff import Backoff
@@ -73,6 +75,7 @@ class CameraIngest:
         # (cheaper than a coroutine round trip per frame).
         self._slots = threading.Semaphore(settings.queue_frames)
         self._writer_gone = threading.Event()
+        self._bus_down = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -239,14 +242,41 @@ class CameraIngest:
                 self._slots.release()
             if isinstance(msg, Frame) and self.fast:
                 await self._wait_for_scheduler()
-            entry = await self.bus.publish(stream, msg, maxlen=maxlen)
+            entry = await self._publish(stream, msg, maxlen)
             if isinstance(msg, StreamEnd):
                 return
+            if entry is None:
+                continue
             self.stats.written += 1
             self.stats.last_frame_wall = time.time()
             if self.fast:
                 self._written_ids.append(entry)
                 del self._written_ids[: -self.settings.backpressure_frames]
+
+    async def _publish(self, stream: str, msg: Frame | StreamEnd, maxlen: int) -> str | None:
+        """XADD, riding out a Redis outage: replays wait for it; live frames are dropped
+        (and counted), since a late frame is worth less than the next one."""
+        attempts = 0
+        while True:
+            try:
+                entry = await self.bus.publish(stream, msg, maxlen=maxlen)
+                if self._bus_down:
+                    self._bus_down = False
+                    log.info("camera %s: writing frames again", self.camera.id)
+                return entry
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                attempts += 1
+                if not self._bus_down:
+                    self._bus_down = True  # warn once per outage, not once per frame
+                    log.warning("camera %s: cannot write frames (%s); holding on", self.camera.id,
+                                type(exc).__name__)
+                if not self.fast and isinstance(msg, Frame):
+                    self.stats.dropped += 1
+                    await asyncio.sleep(0.2)
+                    return None
+                if isinstance(msg, StreamEnd) and attempts >= 10:
+                    return None
+                await asyncio.sleep(0.5)
 
     async def _wait_for_scheduler(self) -> None:
         """Replays run ahead of the scheduler only by `backpressure_frames`, so the ring

@@ -104,3 +104,36 @@ async def test_live_queue_drops_oldest_instead_of_growing(bus, media):
     rows = await bus.range(bus.keys.frames("stall"), FrameStreamItem)
     seqs = [m.seq for _, m in rows if hasattr(m, "seq")]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_camera_rides_out_a_redis_restart(tmp_path):
+    """Redis goes away for a moment: the live camera drops (and counts) what it cannot write,
+    and writes again once Redis is back, without a restart."""
+    from bus import open_bus
+    from bus.server import EmbeddedRedis
+
+    server = EmbeddedRedis(data_dir=tmp_path / "redis")
+    url = server.start()
+    try:
+        async with open_bus(url) as bus:
+            worker = CameraIngest(bus, Camera(id="t", url="testsrc://", sample_fps=10), IngestSettings())
+            task = asyncio.create_task(worker.run())
+            for _ in range(100):
+                if worker.stats.written >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            server.stop()
+            await asyncio.sleep(1.5)
+            assert worker.stats.dropped >= 3 and not task.done()
+            server.start()
+            written = worker.stats.written
+            for _ in range(100):
+                if worker.stats.written > written + 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert worker.stats.written > written + 3
+            assert await bus.r.xlen(bus.keys.frames("t")) >= 3
+            worker.stop()
+            await asyncio.wait_for(task, 10)
+    finally:
+        server.stop()
