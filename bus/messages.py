@@ -156,6 +156,7 @@ class CameraStatus(msgspec.Struct, kw_only=True):
     next_seq: int = 0  # sequence number of the next sampled frame (ditto)
     keyframes_only: bool = False
     updated: float = 0.0
+    last_error_at: float | None = None  # epoch seconds of last_error (it stays after recovery)
 
 
 class WhipRequest(msgspec.Struct, kw_only=True, tag="whip", tag_field="type"):

@@ -31,6 +31,7 @@ class CameraStats:
     dropped: int = 0
     reconnects: int = 0
     last_error: str = ""
+    last_error_at: float | None = None
     next_attempt: float | None = None
     last_frame_wall: float = 0.0
     last_ts: float = 0.0
@@ -161,7 +162,7 @@ class CameraIngest:
                         return
                 if self._stop.is_set():
                     return
-                self.stats.last_error = reason
+                self.stats.last_error, self.stats.last_error_at = reason, time.time()
                 self.stats.reconnects += 1
                 if not self.source.backoff:
                     log.info("camera %s: %s; waiting for the next session", self.camera.id, reason)
@@ -178,7 +179,7 @@ class CameraIngest:
             error = f"internal error: {type(exc).__name__}"
         finally:
             if error:
-                self.stats.last_error = error
+                self.stats.last_error, self.stats.last_error_at = error, time.time()
                 log.warning("camera %s: %s", self.camera.id, error)
             self.stats.state = "error" if error else ("stopped" if self._stop.is_set() and self.source.live else "ended")
             self.stats.next_attempt = None
