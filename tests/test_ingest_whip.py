@@ -56,7 +56,8 @@ def stack(bus, tmp_path: Path, free_port):
         assert "Traceback" not in text, text[-3000:]
 
 
-async def test_whip_publisher_streams_into_redis(bus, media, stack):
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_whip_publisher_streams_into_redis(bus, media, stack, codec):
     import importlib.util
 
     need(importlib.util.find_spec("aiortc") is not None, "aiortc (Python package)")
@@ -69,7 +70,12 @@ async def test_whip_publisher_streams_into_redis(bus, media, stack):
 
     player = MediaPlayer(str(media / "car-detection.mp4"))
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver(player.video, direction="sendonly")
+    transceiver = pc.addTransceiver(player.video, direction="sendonly")
+    from aiortc.rtcrtpsender import RTCRtpSender
+
+    # Offer only the codec under test, so the answer proves ingest accepts it.
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    transceiver.setCodecPreferences([c for c in caps if c.mimeType.upper() in (f"VIDEO/{codec}", "VIDEO/RTX")])
     await pc.setLocalDescription(await pc.createOffer())
     offer = pc.localDescription.sdp
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
@@ -82,6 +88,7 @@ async def test_whip_publisher_streams_into_redis(bus, media, stack):
         res = await http.post("/api/whip/door", content=offer, headers={**auth, "Content-Type": "application/sdp"})
         assert res.status_code == 201, res.text
         assert res.headers["content-type"].startswith("application/sdp")
+        assert f"{codec}/90000" in res.text
         location = res.headers["location"]
         assert location.startswith("/api/whip/door/")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=res.text, type="answer"))
