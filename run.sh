@@ -7,9 +7,11 @@ cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
 VENV=.venv
-# Debian packages the tests drive for real: compose validation, ffmpeg, the browser, an MQTT
-# broker for the MQTT alert channel.
-TEST_DEBS=(docker-compose ffmpeg chromium mosquitto)
+# Debian packages the tests drive for real: compose validation, ffmpeg, the browser, GStreamer's
+# RTSP server (a real camera), an MQTT broker for the MQTT alert channel.
+TEST_DEBS=(docker-compose ffmpeg chromium mosquitto
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
   echo "need root (or sudo) to install: $*" >&2; return 1; fi; }

@@ -42,6 +42,17 @@ class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type"):
     context: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     # Stop after this much stream time (replays, tests); None: until the source ends.
     duration: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    # -- live sources (appended; defaults keep older registry entries valid) --------------
+    # RTSP transport: TCP survives NAT and loss better; UDP has less latency on a clean LAN.
+    transport: Literal["tcp", "udp"] = "tcp"
+    # Seconds to wait for a connection to open, and for data once streaming.
+    open_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    read_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    # Stall watchdog: no decoded frame for this long (while data may still trickle) -> reconnect.
+    stall_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    # Decode only keyframes (codec skip_frame=NONKEY): "auto" turns it on once the measured
+    # keyframe rate is at or above sample_fps; "on" always; "off" decodes every frame.
+    keyframes_only: Literal["off", "on", "auto"] = "off"
 
 
 class TimeWindow(msgspec.Struct, kw_only=True):
@@ -162,6 +173,57 @@ class StreamEnd(msgspec.Struct, kw_only=True, tag="end", tag_field="type"):
 
 
 FrameStreamItem = Union[Frame, StreamEnd]
+
+
+# --------------------------------------------------------------------------- ingest state
+CameraState = Literal["connecting", "streaming", "retrying", "ended", "error", "stopped"]
+
+
+class CameraStatus(msgspec.Struct, kw_only=True):
+    """Per-camera ingest status, stored as JSON under `status:camera:{id}` (short TTL, so a
+    camera nobody runs shows no status). Never holds a credential: `source` is redacted."""
+
+    v: int = SCHEMA_VERSION
+    camera: str
+    state: CameraState
+    source: str = ""  # redacted URL or file name
+    worker: str = ""  # ingest worker id that owns the camera (lease holder)
+    last_error: str = ""
+    next_attempt: float | None = None  # epoch seconds of the next reconnect (state "retrying")
+    reconnects: int = 0
+    fps_in: float = 0.0  # decoded frames per second (recent)
+    fps_out: float = 0.0  # sampled frames written to the bus per second (recent)
+    decoded: int = 0
+    sampled: int = 0
+    written: int = 0
+    dropped: int = 0  # sampled frames dropped because Redis/writer fell behind (live only)
+    last_frame_age_s: float = -1.0  # seconds since the last frame was written; -1: none yet
+    last_ts: float = 0.0  # stream time of the last frame (a new owner continues from here)
+    next_seq: int = 0  # sequence number of the next sampled frame (ditto)
+    keyframes_only: bool = False
+    updated: float = 0.0
+    last_error_at: float | None = None  # epoch seconds of last_error (it stays after recovery)
+
+
+class WhipRequest(msgspec.Struct, kw_only=True, tag="whip", tag_field="type"):
+    """Web -> ingest owner of `camera`: an SDP offer to answer, or a session to end."""
+
+    v: int = SCHEMA_VERSION
+    id: str  # request id; the reply goes to whip:reply:{id}
+    camera: str
+    op: Literal["offer", "delete"]
+    sdp: str = ""
+    session: str = ""
+    deadline: float = 0.0  # epoch seconds after which nobody waits for the reply
+
+
+class WhipReply(msgspec.Struct, kw_only=True, tag="whip-reply", tag_field="type"):
+    v: int = SCHEMA_VERSION
+    id: str
+    status: int  # HTTP status for the publisher (201 created, 404 unknown session, 4xx/5xx)
+    sdp: str = ""
+    session: str = ""
+    error: str = ""
 
 
 # --------------------------------------------------------------------------- packets

@@ -157,3 +157,21 @@ class Keys:
     def leader(self, role: str) -> str:
         """Held by the one process that does `role` (ordered fan-out), renewed while it lives."""
         return f"{self.prefix}leader:{role}"
+
+    # -- ingest: leases, workers, WHIP signalling ------------------------------------------
+    def ingest_lease(self, camera: str) -> str:
+        """String: the ingest worker id that owns this camera (PX ttl, renewed by the owner)."""
+        return f"{self.prefix}ingest:lease:{camera}"
+
+    @property
+    def ingest_workers(self) -> str:
+        """Sorted set: ingest worker id -> epoch seconds when its heartbeat expires."""
+        return f"{self.prefix}ingest:workers"
+
+    def whip_requests(self, camera: str) -> str:
+        """List: WHIP signalling requests (offer / delete) for the camera's ingest owner."""
+        return f"{self.prefix}whip:req:{camera}"
+
+    def whip_reply(self, request_id: str) -> str:
+        """List: the one reply to a WHIP signalling request (BLPOP by the web process)."""
+        return f"{self.prefix}whip:reply:{request_id}"

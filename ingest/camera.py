@@ -1,4 +1,5 @@
-"""One camera's ingest: a decode thread feeding an async writer through a bounded queue."""
+"""One camera's ingest: a decode thread feeding an async writer through a bounded queue,
+with reconnects for live sources."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from bus.connection import Bus
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
+from bus.connection import Bus, redact_url
 from bus.messages import Camera, Frame, StreamEnd
-from ingest.prepare import luma_thumbnail, model_jpeg
+from ingest.backoff import Backoff
+from ingest.prepare import prepare
 from ingest.sampler import Sampler
 from ingest.settings import IngestSettings
-from ingest.sources import Source, SourceError, open_source
+from ingest.sources import Decoded, Source, SourceError, open_source
 
 log = logging.getLogger("vigil.ingest")
 
@@ -25,9 +29,23 @@ class CameraStats:
     sampled: int = 0
     written: int = 0
     dropped: int = 0
+    reconnects: int = 0
     last_error: str = ""
+    last_error_at: float | None = None
+    next_attempt: float | None = None
     last_frame_wall: float = 0.0
+    last_ts: float = 0.0
     started: float = field(default_factory=time.time)
+
+
+@dataclass
+class Resume:
+    """Where a live camera's previous run stopped (this worker or a dead one), so stream time
+    and sequence numbers keep increasing for the scheduler."""
+
+    ts: float = 0.0
+    seq: int = 0
+    wall: float = 0.0
 
 
 def _stream_id_tuple(entry_id: str) -> tuple[int, int]:
@@ -36,73 +54,147 @@ def _stream_id_tuple(entry_id: str) -> tuple[int, int]:
 
 
 class CameraIngest:
-    """Decodes in a thread (CPU-bound; PyAV releases the GIL while decoding) and writes
-    sampled frames to `frames:{camera}` from the event loop."""
+    """Decodes in its own thread (CPU-bound; PyAV releases the GIL while decoding, and a
+    thread per camera means one slow camera never waits behind another) and writes sampled
+    frames to `frames:{camera}` from the event loop."""
 
-    def __init__(self, bus: Bus, camera: Camera, settings: IngestSettings, source: Source | None = None) -> None:
+    def __init__(self, bus: Bus, camera: Camera, settings: IngestSettings, source: Source | None = None,
+                 resume: Resume | None = None) -> None:
         self.bus = bus
         self.camera = camera
         self.settings = settings
         self.fast = camera.pace == "fast"
-        self.source = source or open_source(
-            camera.url, realtime=not self.fast, loop=camera.loop, threads=settings.decode_threads
-        )
+        self.source = source or open_source(camera, threads=settings.decode_threads,
+                                            ice_servers=settings.ice_servers)
         self.stats = CameraStats()
+        self.resume = resume if (resume and self.source.live) else Resume()
         self._stop = threading.Event()
         self._queue: asyncio.Queue[Frame | StreamEnd] = asyncio.Queue(maxsize=settings.queue_frames)
         self._written_ids: list[str] = []
+        self._thread: threading.Thread | None = None
+        # Replays: room in the queue, taken by the decode thread and given back by the writer
+        # (cheaper than a coroutine round trip per frame).
+        self._slots = threading.Semaphore(settings.queue_frames)
+        self._writer_gone = threading.Event()
+        self._bus_down = False
 
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     async def run(self) -> CameraStats:
         loop = asyncio.get_running_loop()
-        decoder = loop.run_in_executor(None, self._decode_loop, loop)
+        done: asyncio.Future[None] = loop.create_future()
+
+        def target() -> None:
+            try:
+                self._decode_loop(loop)
+            finally:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        # A daemon thread, not the default executor: that pool has only a few workers, and a
+        # camera blocked in a network read must not hold up interpreter exit.
+        self._thread = threading.Thread(target=target, name=f"decode:{self.camera.id}", daemon=True)
         writer = asyncio.create_task(self._write_loop())
+        side = asyncio.create_task(self.source.signalling(self.bus), name=f"signal:{self.camera.id}")
+        self._thread.start()
         try:
-            await decoder
+            await asyncio.shield(done)
         finally:
             self._stop.set()
-            await writer
+            side.cancel()
+            await asyncio.gather(side, return_exceptions=True)
+            if not done.done():
+                # Cancelled while the decoder may sit in a network read (bounded by the read
+                # timeout): it finishes on its own; the writer must not wait for it.
+                writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         return self.stats
 
     # -- decode thread ---------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.camera.url, redact_url(self.camera.url)) if self.camera.url else text
+
     def _decode_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        sampler = Sampler(self.camera.sample_fps)
         s = self.settings
+        sampler = Sampler(self.camera.sample_fps)
+        backoff = Backoff(s.reconnect_min_s, max(s.reconnect_max_s, s.reconnect_min_s), jitter=s.reconnect_jitter)
         error = ""
-        seq = 0
+        seq = self.resume.seq
+        prev_ts, prev_mono = self.resume.ts, None
+        if self.resume.wall:
+            prev_mono = time.monotonic() - max(0.0, time.time() - self.resume.wall)
         try:
-            self.stats.state = "streaming"
-            for item in self.source.frames(self._stop):
-                if self.camera.duration is not None and item.ts > self.camera.duration:
-                    break
-                self.stats.decoded += 1
-                if not sampler.take(item.ts):
-                    continue  # decoded (the codec needs it) but never converted to pixels
-                luma = luma_thumbnail(item.frame, s.luma_width)
-                jpeg, w, h = model_jpeg(item.frame, s.model_size, s.jpeg_quality)
-                msg = Frame(
-                    camera=self.camera.id, seq=seq, ts=round(item.ts, 6), wall=self._wall(item.ts),
-                    width=w, height=h, jpeg=jpeg, luma=luma.tobytes(), luma_w=luma.shape[1],
-                    luma_h=luma.shape[0], src_width=item.frame.width, src_height=item.frame.height,
-                    keyframe=item.keyframe,
-                )
-                seq += 1
-                self.stats.sampled += 1
-                self._hand_over(loop, msg)
-        except SourceError as exc:
-            error = str(exc)
+            while not self._stop.is_set():
+                self.stats.state = "connecting"
+                self.stats.next_attempt = None
+                connected: float | None = None
+                base = 0.0
+                try:
+                    for item in self.source.frames(self._stop):
+                        if connected is None:
+                            connected = time.monotonic()
+                            self.stats.state = "streaming"
+                            if self.source.live and prev_mono is not None:
+                                # Stream time goes on across reconnects: the gap shows as a gap.
+                                base = prev_ts + max(connected - prev_mono, 1e-3) - item.ts
+                        ts = base + item.ts
+                        if self.camera.duration is not None and ts > self.camera.duration:
+                            return
+                        prev_ts, prev_mono = ts, time.monotonic()
+                        self.stats.decoded += 1
+                        self.stats.last_ts = ts
+                        if not sampler.take(ts):
+                            continue  # decoded (the codec needs it) but never converted to pixels
+                        self._hand_over(loop, self._frame(item, ts, seq))
+                        seq += 1
+                        self.stats.sampled += 1
+                    if not self.source.live or self._stop.is_set():
+                        return  # a file ended (or we were asked to stop)
+                    reason = "stream ended"
+                except SourceError as exc:
+                    reason = self._scrub(str(exc))
+                    if not self.source.live:
+                        error = reason
+                        return
+                if self._stop.is_set():
+                    return
+                self.stats.last_error, self.stats.last_error_at = reason, time.time()
+                self.stats.reconnects += 1
+                if not self.source.backoff:
+                    log.info("camera %s: %s; waiting for the next session", self.camera.id, reason)
+                    continue
+                if connected is not None and time.monotonic() - connected >= s.healthy_s:
+                    backoff.reset()
+                delay = backoff.next_delay()
+                self.stats.next_attempt = time.time() + delay
+                self.stats.state = "retrying"
+                log.warning("camera %s: %s; reconnecting in %.1fs", self.camera.id, reason, delay)
+                self._stop.wait(delay)
         except Exception as exc:  # one broken camera never takes down another
             log.exception("camera %s: ingest failed", self.camera.id)
             error = f"internal error: {type(exc).__name__}"
         finally:
             if error:
-                self.stats.last_error = error
+                self.stats.last_error, self.stats.last_error_at = error, time.time()
                 log.warning("camera %s: %s", self.camera.id, error)
-            self.stats.state = "error" if error else "ended"
+            self.stats.state = "error" if error else ("stopped" if self._stop.is_set() and self.source.live else "ended")
+            self.stats.next_attempt = None
             end = StreamEnd(camera=self.camera.id, wall=time.time(), frames=seq, error=error)
-            asyncio.run_coroutine_threadsafe(self._queue.put(end), loop).result()
+            self._hand_over(loop, end)
+
+    def _frame(self, item: Decoded, ts: float, seq: int) -> Frame:
+        s = self.settings
+        luma, jpeg, w, h = prepare(item.frame, s.luma_width, s.model_size, s.jpeg_quality)
+        return Frame(
+            camera=self.camera.id, seq=seq, ts=round(ts, 6), wall=self._wall(ts),
+            width=w, height=h, jpeg=jpeg, luma=luma.tobytes(), luma_w=luma.shape[1],
+            luma_h=luma.shape[0], src_width=item.frame.width, src_height=item.frame.height,
+            keyframe=item.keyframe,
+        )
 
     def _wall(self, ts: float) -> float:
         # Files: the start of the run plus stream time, so paced and fast replays agree.
@@ -110,10 +202,18 @@ class CameraIngest:
             return time.time()
         return self.stats.started + ts
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop, msg: Frame) -> None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, msg: Frame | StreamEnd) -> None:
+        if loop.is_closed():
+            return
         if self.fast:
             # Replays lose nothing: wait for room instead of dropping.
-            asyncio.run_coroutine_threadsafe(self._queue.put(msg), loop).result()
+            while not self._slots.acquire(timeout=0.5):
+                if self._writer_gone.is_set() or loop.is_closed():
+                    return
+            try:
+                loop.call_soon_threadsafe(self._queue.put_nowait, msg)
+            except RuntimeError:
+                pass  # loop closed: nobody is left to write
             return
 
         def put_or_drop() -> None:
@@ -122,24 +222,62 @@ class CameraIngest:
                 self.stats.dropped += 1
             self._queue.put_nowait(msg)
 
-        loop.call_soon_threadsafe(put_or_drop)
+        try:
+            loop.call_soon_threadsafe(put_or_drop)
+        except RuntimeError:
+            pass  # loop closed: nobody is left to write
 
     # -- writer (event loop) ------------------------------------------------------------
     async def _write_loop(self) -> None:
         stream = self.bus.keys.frames(self.camera.id)
         maxlen = self.settings.frames_maxlen
+        try:
+            await self._write_frames(stream, maxlen)
+        finally:
+            self._writer_gone.set()
+
+    async def _write_frames(self, stream: str, maxlen: int) -> None:
         while True:
             msg = await self._queue.get()
+            if self.fast:
+                self._slots.release()
             if isinstance(msg, Frame) and self.fast:
                 await self._wait_for_scheduler()
-            entry = await self.bus.publish(stream, msg, maxlen=maxlen)
+            entry = await self._publish(stream, msg, maxlen)
             if isinstance(msg, StreamEnd):
                 return
+            if entry is None:
+                continue
             self.stats.written += 1
             self.stats.last_frame_wall = time.time()
             if self.fast:
                 self._written_ids.append(entry)
                 del self._written_ids[: -self.settings.backpressure_frames]
+
+    async def _publish(self, stream: str, msg: Frame | StreamEnd, maxlen: int) -> str | None:
+        """XADD, riding out a Redis outage: replays wait for it; live frames are dropped
+        (and counted), since a late frame is worth less than the next one."""
+        attempts = 0
+        while True:
+            try:
+                entry = await self.bus.publish(stream, msg, maxlen=maxlen)
+                if self._bus_down:
+                    self._bus_down = False
+                    log.info("camera %s: writing frames again", self.camera.id)
+                return entry
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                attempts += 1
+                if not self._bus_down:
+                    self._bus_down = True  # warn once per outage, not once per frame
+                    log.warning("camera %s: cannot write frames (%s); holding on", self.camera.id,
+                                type(exc).__name__)
+                if not self.fast and isinstance(msg, Frame):
+                    self.stats.dropped += 1
+                    await asyncio.sleep(0.2)
+                    return None
+                if isinstance(msg, StreamEnd) and attempts >= 10:
+                    return None
+                await asyncio.sleep(0.5)
 
     async def _wait_for_scheduler(self) -> None:
         """Replays run ahead of the scheduler only by `backpressure_frames`, so the ring

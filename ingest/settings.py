@@ -17,3 +17,20 @@ class IngestSettings(BaseModel):
     backpressure_frames: int = Field(
         150, ge=4, description="fast (replay) mode: how far ingest may run ahead of the scheduler"
     )
+    opencv_threads: int = Field(
+        0, ge=0, le=64, description="OpenCV's thread pool size for this process (0: OpenCV's default). Ingest's "
+        "OpenCV calls are tiny; 1 saves the pool's wake-up cost. Process-wide: affects other stages in it too",
+    )
+    # -- live sources: reconnects --------------------------------------------------------
+    reconnect_min_s: float = Field(0.5, gt=0, le=60, description="first reconnect delay")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="reconnect delay cap")
+    reconnect_jitter: float = Field(0.3, ge=0, lt=1, description="delays are scaled by a random 1-jitter..1")
+    healthy_s: float = Field(30.0, gt=0, description="streaming this long resets the reconnect delay")
+    # -- scale-out: camera leases ----------------------------------------------------------
+    lease_ttl_s: float = Field(10.0, ge=1, le=300, description="a dead worker's cameras move within this")
+    poll_s: float = Field(1.0, gt=0, le=60, description="registry poll, lease renewal and status period")
+    max_cameras: int = Field(0, ge=0, description="most cameras this worker takes (0: its fair share)")
+    # -- WebRTC (WHIP) ----------------------------------------------------------------------
+    ice_servers: list[str] = Field(
+        default_factory=list, description="STUN/TURN URLs for WHIP sessions (empty: host candidates only)"
+    )

@@ -28,6 +28,7 @@ from web.routes_ops import ops_router
 from web.routes_replay import replay_router
 from web.routes_rules import rules_router
 from web.routes_webhooks import webhooks_router
+from web.routes_whip import whip_router
 from web.settings import TokenEntry, WebSettings
 
 log = logging.getLogger("vigil.web")
@@ -124,6 +125,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     app.include_router(rules_router(bus, access.viewer, access.admin))
     app.include_router(webhooks_router(bus, access.viewer, access.admin))
+    app.include_router(whip_router(bus, access.viewer))
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import abc
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import av
+
+if TYPE_CHECKING:
+    from bus.connection import Bus
 
 
 class SourceError(RuntimeError):
@@ -27,6 +30,10 @@ class Source(abc.ABC):
 
     #: True when the source delivers frames at capture pace by itself (live cameras).
     live: bool = True
+    #: False for sources that wait for their publisher by themselves (WHIP): no reconnect delay.
+    backoff: bool = True
+    #: True once the decoder skips non-keyframes (reported in the camera's status).
+    keyframes_only: bool = False
 
     @abc.abstractmethod
     def frames(self, stop: threading.Event) -> Iterator[Decoded]:
@@ -35,3 +42,8 @@ class Source(abc.ABC):
     def describe(self) -> str:
         """A credential-free description for logs and status."""
         return type(self).__name__
+
+    async def signalling(self, bus: "Bus") -> None:
+        """Optional companion coroutine that runs on the event loop for the camera's life
+        (WHIP answers offers here). Most sources need none."""
+        return None

@@ -1,4 +1,4 @@
-"""Files and network URLs decoded with PyAV (FFmpeg)."""
+"""Files and network URLs (RTSP, HTTP, ...) decoded with PyAV (FFmpeg)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import av
 
@@ -14,13 +14,23 @@ from bus.connection import redact_url
 from ingest.sources.base import Decoded, Source, SourceError
 
 log = logging.getLogger("vigil.ingest")
+KeyframeMode = Literal["off", "on", "auto"]
+
+
+def ffmpeg_reason(exc: BaseException) -> str:
+    """The FFmpeg error text without the file name PyAV appends (it may hold credentials)."""
+    if isinstance(exc, av.error.FFmpegError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
 
 
 class PyAVSource(Source):
-    """Decodes every frame of the first video stream.
+    """Decodes every frame of the first video stream (or only keyframes, see `keyframes_only`).
 
     For a file, `realtime=True` paces frames by their timestamps so the file behaves like a
     camera; `realtime=False` decodes as fast as the CPU allows (replays, `vigil packets`).
+    Network sources get an open timeout, a read timeout, and a stall watchdog (`stall_s`
+    without a decoded frame although packets may still trickle in).
     """
 
     def __init__(
@@ -32,6 +42,11 @@ class PyAVSource(Source):
         threads: int = 2,
         options: dict[str, str] | None = None,
         open_timeout: float = 10.0,
+        read_timeout: float = 10.0,
+        stall_s: float = 10.0,
+        keyframes_only: KeyframeMode = "off",
+        sample_fps: float = 5.0,
+        format: str | None = None,
     ) -> None:
         self.url = url
         self.realtime = realtime
@@ -39,21 +54,40 @@ class PyAVSource(Source):
         self.threads = threads
         self.options = options or {}
         self.open_timeout = open_timeout
-        self.is_file = "://" not in url or url.startswith("file://")
+        self.read_timeout = read_timeout
+        self.stall_s = stall_s
+        self.keyframe_mode: KeyframeMode = keyframes_only
+        self.sample_fps = sample_fps
+        self.format = format
+        self.is_file = format is None and ("://" not in url or url.startswith("file://"))
         self.live = not self.is_file
+        self.keyframes_only = keyframes_only == "on"
 
     def describe(self) -> str:
-        return redact_url(self.url) if not self.is_file else Path(self.url).name
+        return redact_url(self.url) if not self.is_file else Path(self.url.removeprefix("file://")).name
 
     def _open(self) -> av.container.InputContainer:
         if self.is_file:
-            path = self.url.removeprefix("file://")
-            if not Path(path).is_file():
-                raise SourceError(f"no such file: {Path(path).name}")
+            path = Path(self.url.removeprefix("file://"))
+            if not path.is_file():
+                raise SourceError(f"no such file: {path.name}")
+        started = time.monotonic()
         try:
-            return av.open(self.url, options=self.options, timeout=(self.open_timeout, self.open_timeout))
+            # The read timeout is capped by the stall watchdog: a source that sends nothing
+            # at all is as stalled as one that sends undecodable bytes.
+            return av.open(self.url, format=self.format, options=self.options,
+                           timeout=(self.open_timeout, self._read_timeout))
         except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot open {self.describe()}: {exc.strerror or exc}") from None
+            reason = ffmpeg_reason(exc)
+            if time.monotonic() - started >= 0.9 * self.open_timeout:
+                reason = f"no answer within {self.open_timeout:g}s"  # FFmpeg says "Immediate exit requested"
+            raise SourceError(f"cannot open {self.describe()}: {reason}") from None
+
+    @property
+    def _read_timeout(self) -> float:
+        # Half the limit: on the first interrupt FFmpeg's RTSP demuxer hands out the packet it
+        # had buffered, and only the second one fails the read.
+        return min(self.read_timeout, self.stall_s) / 2
 
     def frames(self, stop: threading.Event) -> Iterator[Decoded]:
         offset = 0.0  # stream time keeps increasing across loops of a file
@@ -71,38 +105,105 @@ class PyAVSource(Source):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = self.threads
+            if self.keyframes_only:
+                stream.codec_context.skip_frame = "NONKEY"
             rate = float(stream.average_rate or stream.guessed_rate or 25)
-            first: float | None = None
-            last_ts = offset
+            state = _PassState(offset=offset)
             t0_wall = time.monotonic()
-            n = 0
             try:
-                for frame in container.decode(stream):
+                for packet in container.demux(stream):
                     if stop.is_set():
-                        return last_ts
-                    t = frame.time
-                    if t is None:
-                        t = n / rate
-                    if first is None:
-                        first = t
-                    ts = offset + (t - first)
-                    n += 1
-                    if self.realtime and self.is_file:
-                        # Pace like a camera: frame k is released at its own timestamp.
-                        delay = (ts - offset) - (time.monotonic() - t0_wall)
-                        if delay > 0 and stop.wait(delay):
-                            return last_ts
-                    last_ts = ts
-                    yield Decoded(frame, ts, bool(frame.key_frame))
+                        return state.last_ts
+                    for frame in packet.decode():
+                        ts = state.stamp(frame, rate)
+                        if self.realtime and self.is_file:
+                            # Pace like a camera: frame k is released at its own timestamp.
+                            delay = (ts - offset) - (time.monotonic() - t0_wall)
+                            if delay > 0 and stop.wait(delay):
+                                return state.last_ts
+                        key = bool(frame.key_frame)
+                        self._maybe_skip_nonkey(stream, state, key)
+                        yield Decoded(frame, ts, key)
+                    if self.live and time.monotonic() - state.last_frame_mono > self.stall_s:
+                        raise SourceError(f"stalled: no frame for {self.stall_s:g}s")
             except av.error.FFmpegError as exc:
-                if n == 0:
-                    raise SourceError(f"cannot decode {self.describe()}: {exc.strerror or exc}") from None
+                reason = ffmpeg_reason(exc)
+                silent = time.monotonic() - state.last_frame_mono
+                if self.live and silent >= 0.9 * self._read_timeout:
+                    raise SourceError(f"stalled: no data for {silent:.1f}s (read timeout)") from None
+                if state.n == 0:
+                    raise SourceError(f"cannot decode {self.describe()}: {reason}") from None
+                if self.live:
+                    raise SourceError(f"stream lost after {state.n} frames: {reason}") from None
                 # Keep what decoded before the damage; tell the operator where it stopped.
                 raise SourceError(
-                    f"{self.describe()} damaged after {n} frames ({last_ts:.2f}s): {exc.strerror or exc}"
+                    f"{self.describe()} damaged after {state.n} frames ({state.last_ts - offset:.2f}s): {reason}"
                 ) from None
-            if n == 0:
+            if state.n == 0:
                 raise SourceError(f"{self.describe()}: no decodable video frames")
-            return last_ts
+            if self.is_file:
+                self._check_complete(container, stream, state, offset)
+            return state.last_ts
         finally:
             container.close()
+
+    def _maybe_skip_nonkey(self, stream: av.video.stream.VideoStream, state: "_PassState", key: bool) -> None:
+        """`auto`: once the measured keyframe rate is at or above sample_fps, decoding the
+        frames between keyframes buys nothing the sampler would keep."""
+        if key:
+            state.keys.append(state.last_ts)
+        if self.keyframe_mode != "auto" or self.keyframes_only or len(state.keys) < 3:
+            return
+        span = state.keys[-1] - state.keys[0]
+        if span > 0 and (len(state.keys) - 1) / span >= self.sample_fps * 0.999:
+            stream.codec_context.skip_frame = "NONKEY"
+            self.keyframes_only = True
+            log.info("%s: keyframe rate %.2f/s >= sample_fps: decoding keyframes only", self.describe(),
+                     (len(state.keys) - 1) / span)
+
+    def _check_complete(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                        state: "_PassState", offset: float) -> None:
+        """A file whose frames stop well short of its declared length was cut off."""
+        duration = None
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        got = state.last_ts - offset
+        if duration and got < duration - max(1.0, 0.05 * duration):
+            raise SourceError(
+                f"{self.describe()} truncated: decoded {state.n} frames up to {got:.2f}s of {duration:.2f}s"
+            )
+
+
+class _PassState:
+    """Per-open bookkeeping: stream time from the first frame, and the watchdog clock."""
+
+    __slots__ = ("offset", "first", "last_ts", "n", "last_frame_mono", "keys")
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+        self.first: float | None = None
+        self.last_ts = offset
+        self.n = 0
+        self.last_frame_mono = time.monotonic()
+        self.keys: list[float] = []
+
+    def stamp(self, frame: av.VideoFrame, rate: float) -> float:
+        t = frame.time
+        step = 1.0 / rate
+        if t is None:
+            # No pts (e.g. the first RTSP frame before RTCP sync): one frame period on.
+            ts = self.last_ts + step if self.n else self.offset
+        else:
+            if self.first is None:
+                # Anchor so this frame lands right after the ones that came without pts.
+                self.first = t - ((self.last_ts - self.offset + step) if self.n else 0.0)
+            ts = self.offset + (t - self.first)
+        # Never go backwards (B-frame reordering glitches, pts resets mid-stream).
+        if self.n:
+            ts = max(ts, self.last_ts)
+        self.n += 1
+        self.last_ts = ts
+        self.last_frame_mono = time.monotonic()
+        return ts
