@@ -101,7 +101,7 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         return {
             "id": p.id, "camera": p.camera, "reason": p.reason, "width": p.width, "height": p.height,
             "temporal_ids": p.temporal_ids, "motion": messages.to_builtins(p.motion), "created": p.created,
-            "frames": [{"ts": f.ts, "temporal_id": f.temporal_id, "motion": f.motion,
+            "frames": [{"ts": f.ts, "wall": f.wall, "temporal_id": f.temporal_id, "motion": f.motion,
                         "url": f"/api/packets/{p.id}/frames/{i}.jpg"} for i, f in enumerate(p.frames)],
         }
 

@@ -176,6 +176,9 @@ class PyAVSource(Source):
             )
 
 
+RESTART_S = 1.0  # a pts this far behind the last one is a clock restart, not jitter
+
+
 class _PassState:
     """Per-open bookkeeping: stream time from the first frame, and the watchdog clock."""
 
@@ -200,7 +203,12 @@ class _PassState:
                 # Anchor so this frame lands right after the ones that came without pts.
                 self.first = t - ((self.last_ts - self.offset + step) if self.n else 0.0)
             ts = self.offset + (t - self.first)
-        # Never go backwards (B-frame reordering glitches, pts resets mid-stream).
+            if self.n and ts < self.last_ts - RESTART_S:
+                # The source's clock restarted (concatenated segments, an encoder restart):
+                # re-anchor so stream time carries on one frame after the last one.
+                self.first = t - (self.last_ts - self.offset + step)
+                ts = self.last_ts + step
+        # Never go backwards (small reordering glitches are clamped).
         if self.n:
             ts = max(ts, self.last_ts)
         self.n += 1
