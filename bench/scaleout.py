@@ -58,7 +58,7 @@ async def topology(bus, tmp: Path, seconds: float) -> None:
         await asyncio.sleep(seconds)
         events = await bus.range(bus.keys.events, Event)
         by_worker: dict[str, int] = {}
-        async for key in bus.r.scan_iter(match=f"{bus.keys.prefix}lease:*"):
+        async for key in bus.r.scan_iter(match=bus.keys.ingest_lease("*")):
             owner = await bus.r.get(key)
             if owner:
                 by_worker[owner.decode()] = by_worker.get(owner.decode(), 0) + 1

@@ -17,7 +17,7 @@
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 10000;
   const RESUME_REWIND_MS = 5000;   // see resumeCursor()
-  const STATES = ['streaming', 'connecting', 'error', 'ended', 'unknown'];
+  const STATES = ['streaming', 'connecting', 'retrying', 'error', 'ended', 'stopped', 'unknown'];
   const SEVERITIES = ['info', 'warning', 'critical'];
   const NAV = ['nav-live', 'nav-alerts', 'nav-rules', 'nav-webhooks', 'nav-system'];
 

@@ -12,7 +12,7 @@
   const STATUS_MS = 2000;
   const CONFIG_MS = 10000;
   const MAX_EVENTS = 60;
-  const STATES = ['streaming', 'connecting', 'error', 'ended', 'unknown'];
+  const STATES = ['streaming', 'connecting', 'retrying', 'error', 'ended', 'stopped', 'unknown'];
   const STATUS_ORDER = ['state', 'decoded', 'sampled', 'written', 'dropped', 'last_error', 'last_frame_age_s'];
   const CONFIG_ORDER = ['id', 'name', 'source', 'sample_fps', 'pace', 'loop', 'enabled', 'context', 'duration'];
   const ID_RE = '[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}';
