@@ -36,7 +36,7 @@ from alerts.settings import AlertsSettings
 from alerts.webhooks import WebhookChannel, seed_endpoints
 from bus import messages
 from bus.connection import Bus
-from bus.messages import Alert, AlertTrack, DwellRule, Event, Packet, Rule
+from bus.messages import Alert, AlertCommand, AlertTrack, DwellRule, Event, Packet, Rule
 from bus.registry import Registry
 
 log = logging.getLogger("vigil.alerts")
@@ -169,6 +169,7 @@ class AlertsService:
                 pass
             if self.leading and not stop.is_set():
                 await self.resolve_quiet(time.time())
+                await self.apply_commands()
 
     # -- phase one: onset packets -----------------------------------------------------------
     async def on_packet(self, packet: Packet) -> None:
@@ -297,6 +298,31 @@ class AlertsService:
                     await self._emit(lifecycle.resolved(alert, "rule removed"), sc, track)
                 elif everything or lifecycle.quiet_for(alert, now) > rule.quiet_s:
                     await self._emit(lifecycle.resolved(alert, "end of stream" if everything else ""), sc, track)
+
+    async def apply_commands(self) -> None:
+        """Operators' actions from the API (resolve an alert); the leader applies them in order."""
+        k = self.bus.keys
+        await self.bus.ensure_group(k.alert_commands, k.ALERT_COMMANDS, start="0")
+        rows = await self.bus.read_group(k.alert_commands, k.ALERT_COMMANDS, self.consumer, AlertCommand,
+                                         count=50, block_ms=None)  # type: ignore[arg-type]
+        for entry_id, cmd in rows:
+            if cmd is not None and cmd.action == "resolve":
+                await self._resolve_by_hand(cmd)
+            await self.bus.ack(k.alert_commands, k.ALERT_COMMANDS, entry_id)
+
+    async def _resolve_by_hand(self, cmd: AlertCommand) -> None:
+        for key in await self.bus.r.smembers(self.bus.keys.open_alerts_index):
+            raw = await self.bus.r.get(key)
+            seen = messages.decode(raw, Alert) if raw else None
+            if seen is None or seen.id != cmd.alert_id:
+                continue
+            sc = key.decode().rsplit(":", 1)[-1]
+            async with self.locks.hold(self.bus.keys.alert_lock(seen.rule, sc)):
+                alert = await self._open(seen.rule, sc)
+                if alert is not None and alert.id == cmd.alert_id:
+                    track = await self._track(alert.rule, sc)
+                    await self._emit(lifecycle.resolved(alert, f"resolved by {cmd.by}"), sc, track)
+            return
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Handle every onset packet and event already written (one-shot runs, before the end)."""

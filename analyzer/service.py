@@ -33,6 +33,7 @@ from bus.messages import Packet, Rule
 from bus.registry import Registry
 
 log = logging.getLogger("vigil.analyzer")
+PROMPT_TTL_S = 7 * 86400
 REGISTRY_REFRESH_S = 2.0
 
 
@@ -194,6 +195,10 @@ class AnalyzerService:
         try:
             event = build_event(h.packet, analysis, backend=self.backend.name, model=self.backend.model,
                                 latency_ms=latency_s * 1000)
+            if analysis.prompt:
+                # Kept beside the event (not in it: events travel to every client and webhook).
+                side = json.dumps({"prompt": analysis.prompt[:20_000], "answer": analysis.answer[:20_000]})
+                await self.bus.r.set(self.bus.keys.event_prompt(event.id), side, ex=PROMPT_TTL_S)
             await self.bus.publish_once(self.bus.keys.events, self.bus.keys.once("event", event.id), event)
             await self.bus.ack(self.stream, self.group, h.entry_id)
             self.metrics.event(analysis.status, latency_s, time.time() - h.wall, analysis.visual_tokens,

@@ -321,6 +321,17 @@ class Alert(msgspec.Struct, kw_only=True, tag="alert", tag_field="type"):
 PublicMessage = Union[Event, Alert]
 
 
+class AlertCommand(msgspec.Struct, kw_only=True, tag="alert-command", tag_field="type"):
+    """An operator's action on an alert (from the API), carried out by the alerts stage, which
+    alone changes alert state."""
+
+    v: int = SCHEMA_VERSION
+    alert_id: str
+    action: Literal["resolve"]
+    by: str
+    at: float
+
+
 # --------------------------------------------------------------------------- replay
 class ReplayJob(msgspec.Struct, kw_only=True, tag="replay", tag_field="type"):
     """Run one rule over stored packets of a time range: how users tune prompts and rules."""

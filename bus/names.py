@@ -37,6 +37,13 @@ class Keys:
         return f"{self.prefix}alerts"
 
     @property
+    def alert_commands(self) -> str:
+        """Stream of AlertCommand from the API to the alerts stage (group `alert-commands`)."""
+        return f"{self.prefix}alert:commands"
+
+    ALERT_COMMANDS = "alert-commands"
+
+    @property
     def replay_jobs(self) -> str:
         return f"{self.prefix}replay:jobs"
 
@@ -80,6 +87,10 @@ class Keys:
         """Hash of scheduler counters: frames, packets, packets:{camera}, packets_{reason},
         stale_dropped, stale_dropped:{camera}, recalibrations, bad_frames."""
         return f"{self.prefix}sched:stats"
+
+    def event_prompt(self, event_id: str) -> str:
+        """JSON {prompt, answer}: what the model was asked for an event and what it said."""
+        return f"{self.prefix}prompt:{event_id}"
 
     def packet_ref(self, packet_id: str) -> str:
         """Packet id -> its entry id in the packets stream (for lookups by id)."""

@@ -223,3 +223,30 @@ async def test_metrics_include_analyzer_snapshots(api):
     text = (await client.get("/metrics", headers=h(VIEWER))).text
     assert 'vigil_analyzer_worker{backend="cpu",name="in_flight",worker="w9"} 2.0' in text
     assert 'name="latency_ms_p95"' in text
+
+
+async def test_resolve_an_alert_by_hand(api):
+    from alerts.settings import AlertsSettings
+    from bus.messages import LabelRule
+    from tests.alerting import alerts_in_stream, event, running, wait_for
+
+    client, bus = api
+    await Registry(bus).put_rule(LabelRule(id="people", label="person", quiet_s=600))
+    async with running(bus, AlertsSettings(tick_s=0.1)):
+        now = time.time()
+        await bus.publish(bus.keys.events, event("gate", "gate-1", now - 1, now, ["person"]))
+        opened = await wait_for(lambda: _first_open(bus, alerts_in_stream))
+        assert (await client.post(f"/api/alerts/{opened.id}/resolve", headers=h(VIEWER))).status_code == 403
+        assert (await client.post("/api/alerts/alr-none/resolve", headers=h(ADMIN))).status_code == 404
+        res = await client.post(f"/api/alerts/{opened.id}/resolve", headers=h(ADMIN))
+        assert res.status_code == 202
+        done = await wait_for(lambda: _resolved(bus, alerts_in_stream, opened.id))
+        assert "resolved by ops" in done.message
+
+
+async def _first_open(bus, alerts_in_stream):
+    return next((a for a in await alerts_in_stream(bus) if a.state == "open"), None)
+
+
+async def _resolved(bus, alerts_in_stream, alert_id):
+    return next((a for a in await alerts_in_stream(bus) if a.id == alert_id and a.state == "resolved"), None)

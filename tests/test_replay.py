@@ -101,3 +101,37 @@ async def test_replay_input_and_roles(setup):
                                                    "until": "2026-01-01T00:00:00Z"}, headers=admin)).status_code == 422
     assert (await client.get("/api/replay/" + "0" * 32, headers=admin)).status_code == 404
     assert (await client.get("/api/replay/../../etc", headers=admin)).status_code == 404
+
+
+async def test_packet_view_shows_the_prompt_and_raw_answer(bus, monkeypatch):
+    """The analyzer keeps what it asked beside the event; the packet inspector's API returns it."""
+    from bus.messages import PromptRule
+    from bus.registry import Registry
+    from tests.analyzer_helpers import make_packet, synthetic
+    from tests.fake_openai import FakeOpenAI
+    from web.app import create_app
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.delenv("VIGIL_TOKEN", raising=False)
+    await Registry(bus).put_rule(PromptRule(id="fence", prompt="a person climbs the fence"))
+    packet = make_packet(synthetic(), camera="cam1", pid="cam1-7-0")
+    entry = await bus.publish(bus.keys.packets, packet)
+    await bus.r.set(bus.keys.packet_ref(packet.id), entry)
+    with FakeOpenAI() as server:
+        settings = AnalyzerSettings(backend="openai", stale_after_s=1e6)
+        settings.openai.base_url = server.base_url
+        worker = AnalyzerService(bus, settings, make_backend(settings), consumer="p1")
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        for _ in range(100):
+            if await bus.r.xlen(bus.keys.events):
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+    app = create_app(bus, WebSettings(tokens=[TokenEntry(name="v", role="viewer", sha256=hash_token(VIEWER))]))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://v") as client:
+            view = (await client.get(f"/api/packets/{packet.id}", headers={"Authorization": f"Bearer {VIEWER}"})).json()
+    assert "a person climbs the fence" in view["prompt"] and "[system]" in view["prompt"]
+    assert "fake model" in view["raw_answer"] and view["event_id"] == f"evt-{packet.id}"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 
 from bus import messages
 from bus.connection import Bus
-from bus.messages import Alert, Event, Packet
+from bus.messages import Alert, AlertCommand, Event, Packet
 from web.auth import Principal
 from web.body import json_response
 from web.deps import Access
@@ -29,6 +29,7 @@ def _ms(when: datetime) -> int:
 def events_router(bus: Bus, access: Access) -> APIRouter:
     r = APIRouter(prefix="/api", tags=["events"])
     Viewer = Annotated[Principal, Depends(access.viewer)]
+    Admin = Annotated[Principal, Depends(access.admin)]
 
     async def scan(stream: str, kind: type, keep, *, limit: int, cursor: str | None, lo_ms: int | None,
                    hi_ms: int | None, filtered: bool = True) -> tuple[list, str | None]:
@@ -120,6 +121,10 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         try:
             event = await load_event(f"evt-{packet_id}")
             view["event_id"], view["raw_answer"], view["status"] = event.id, event.raw, event.status
+            side = await bus.r.get(bus.keys.event_prompt(event.id))
+            talk = msgspec.json.decode(side) if side else {}
+            view["prompt"] = talk.get("prompt")
+            view["raw_answer"] = talk.get("answer") or event.raw
         except HTTPException:
             view["event_id"] = None
         return json_response(view)
@@ -172,5 +177,14 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         ack = {"by": who.name, "at": time.time()}
         await bus.r.hset(acks_key, alert_id, msgspec.json.encode(ack))
         return json_response({"id": alert_id, "acknowledged": ack})
+
+    @r.post("/alerts/{alert_id}/resolve", status_code=202)
+    async def resolve(alert_id: ItemId, who: Admin) -> Response:
+        """Ask the alerts stage (the only writer of alert state) to resolve an open alert."""
+        if not await bus.r.exists(bus.keys.once("alert", f"{alert_id}:0")):
+            raise HTTPException(404, "unknown alert")
+        await bus.publish(bus.keys.alert_commands,
+                          AlertCommand(alert_id=alert_id, action="resolve", by=who.name, at=time.time()), maxlen=10_000)
+        return json_response({"id": alert_id, "queued": "resolve"}, 202)
 
     return r

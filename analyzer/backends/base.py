@@ -18,6 +18,8 @@ class Analysis:
     status: str = "ok"  # ok | unparsed | error
     raw: str = ""
     escalated: int = 0  # rules re-asked with thinking
+    prompt: str = ""  # what the model was asked (system + question), for the packet inspector
+    answer: str = ""  # the model's raw answer, kept beside the event even when it parsed
 
 
 class BackendError(RuntimeError):

@@ -40,6 +40,8 @@ class ModelBackend(Backend):
         redo: list[tuple[int, list[str]]] = []
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
             analysis, _ = analysis_from_text(text, prompt, self.visual_tokens(prompt.packet))
+            analysis.prompt = f"[system]\n{prompt.system}\n\n[user: {len(prompt.packet.frames)} frames, then]\n{prompt.question}"
+            analysis.answer = text
             out.append(analysis)
             ids = needs_thinking(analysis, prompt, self.thinking.uncertain_below) if self.thinking.enabled else []
             if ids:
@@ -51,5 +53,8 @@ class ModelBackend(Backend):
             slow_texts = await self.generate(slow_prompts, thinking=True)
             for (i, ids), sp, st in zip(redo, slow_prompts, slow_texts, strict=True):
                 slow, _ = analysis_from_text(st, sp, self.visual_tokens(sp.packet))
+                first = out[i].prompt
                 out[i] = merge_thinking(out[i], texts[i], slow, st, ids)
+                out[i].prompt = f"{first}\n\n[thinking re-ask]\n{sp.question}"
+                out[i].answer = out[i].raw  # both answers
         return out

@@ -112,6 +112,14 @@
       top.lastChild.append(facts.node, eventPanel.node);
       body.append(top);
 
+      const promptPanel = V.panel('Prompt', 'packet-prompt');
+      const promptPre = el('pre', 'raw-answer');
+      promptPre.id = 'prompt-text';
+      promptPre.textContent = typeof p.prompt === 'string' && p.prompt ? p.prompt
+        : '(no prompt: the cpu backend asks no model, or the analyzer has not answered yet)';
+      promptPanel.body.append(promptPre);
+      body.append(promptPanel.node);
+
       const rawPanel = V.panel('Raw model answer', 'packet-raw');
       const pre = el('pre', 'raw-answer');
       pre.id = 'raw-answer';
