@@ -7,16 +7,7 @@ job is cheap, so one process does it and another takes over when the lease lapse
 from __future__ import annotations
 
 from bus.connection import Bus
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end
-return 0
-"""
-_RESIGN = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+from bus.lease import LeaseScripts
 
 
 class Leader:
@@ -24,12 +15,11 @@ class Leader:
         self.key = bus.keys.leader(role)
         self.me = me
         self.ttl_ms = int(ttl_s * 1000)
-        self._renew = bus.r.register_script(_RENEW)
-        self._resign = bus.r.register_script(_RESIGN)
+        self._scripts = LeaseScripts(bus)
 
     async def hold(self) -> int:
         """0: another process leads; 1: still ours; 2: just became ours (take over its backlog)."""
-        return int(await self._renew(keys=[self.key], args=[self.me, self.ttl_ms]))
+        return await self._scripts.renew(self.key, self.me, self.ttl_ms)
 
     async def resign(self) -> None:
-        await self._resign(keys=[self.key], args=[self.me])
+        await self._scripts.release(self.key, self.me)

@@ -11,19 +11,7 @@ import math
 import time
 
 from bus.connection import Bus
-
-# Renew if still ours; re-take if it lapsed and nobody else took it; else report the loss.
-_RENEW = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
+from bus.lease import LOST, LeaseScripts
 
 class Leases:
     def __init__(self, bus: Bus, worker: str, ttl_s: float, poll_s: float = 1.0) -> None:
@@ -33,8 +21,7 @@ class Leases:
         # Keys live ttl - poll: another worker notices an expired lease only at its next
         # poll, so a dead worker's cameras are taken over within ttl of its death.
         self.ttl_ms = int(max(ttl_s - poll_s, ttl_s / 2) * 1000)
-        self._renew = bus.r.register_script(_RENEW)
-        self._release = bus.r.register_script(_RELEASE)
+        self._scripts = LeaseScripts(bus)
 
     async def acquire(self, camera: str) -> bool:
         return bool(await self.bus.r.set(self.bus.keys.ingest_lease(camera), self.worker, nx=True, px=self.ttl_ms))
@@ -43,12 +30,12 @@ class Leases:
         """Renew every lease we hold; returns the cameras whose lease another worker now has."""
         lost: set[str] = set()
         for cam in cameras:
-            if not await self._renew(keys=[self.bus.keys.ingest_lease(cam)], args=[self.worker, self.ttl_ms]):
+            if await self._scripts.renew(self.bus.keys.ingest_lease(cam), self.worker, self.ttl_ms) == LOST:
                 lost.add(cam)
         return lost
 
     async def release(self, camera: str) -> None:
-        await self._release(keys=[self.bus.keys.ingest_lease(camera)], args=[self.worker])
+        await self._scripts.release(self.bus.keys.ingest_lease(camera), self.worker)
 
     async def owner(self, camera: str) -> str | None:
         raw = await self.bus.r.get(self.bus.keys.ingest_lease(camera))
