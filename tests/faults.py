@@ -29,24 +29,40 @@ class ProcSample:
     fds: int
     sockets: int
     rss_kb: int
+    tcp: int = 0  # of the sockets: TCP (HTTP clients and servers); the rest are mostly unix (Redis)
 
     def __str__(self) -> str:
-        return f"threads={self.threads} fds={self.fds} sockets={self.sockets} rss={self.rss_kb / 1024:.1f}MB"
+        return (f"threads={self.threads} fds={self.fds} sockets={self.sockets} (tcp {self.tcp}) "
+                f"rss={self.rss_kb / 1024:.1f}MB")
+
+
+def _tcp_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        inodes.update(line.split()[9] for line in lines if len(line.split()) > 9)
+    return inodes
 
 
 def sample(pid: int) -> ProcSample:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     fd_dir = Path(f"/proc/{pid}/fd")
-    fds = sockets = 0
+    fds = sockets = tcp = 0
+    tcp_inodes = _tcp_inodes(pid)
     for fd in os.listdir(fd_dir):
         fds += 1
         try:
-            if os.readlink(fd_dir / fd).startswith("socket:"):
-                sockets += 1
+            target = os.readlink(fd_dir / fd)
         except OSError:
-            pass  # closed between listdir and readlink
-    return ProcSample(time.time(), int(fields["Threads"]), fds, sockets, int(fields["VmRSS"].split()[0]))
+            continue  # closed between listdir and readlink
+        if target.startswith("socket:["):
+            sockets += 1
+            tcp += target[8:-1] in tcp_inodes
+    return ProcSample(time.time(), int(fields["Threads"]), fds, sockets, int(fields["VmRSS"].split()[0]), tcp)
 
 
 class VigilProcess:
