@@ -20,17 +20,23 @@ KEYS = Keys()
 SECRET = "whsec-faults-" + "f" * 24
 
 
-def alerts_config(path: Path, hook_url: str, extra: str = "") -> Path:
-    """An alerts stage with one label rule and one webhook endpoint whose retries outlast a
-    long outage (capped backoff, many attempts), so nothing dead-letters while it is down."""
+CONCURRENCY = 4  # webhook requests in flight; also bounds the Redis connections the senders use
+
+
+def alerts_config(path: Path, hook_url: str, extra: str = "", outage_s: float = 60) -> Path:
+    """An alerts stage with one label rule and one webhook endpoint whose retries outlast an
+    outage of `outage_s` (50 tries, each delay capped at outage/20 but at least 4 s: 50 tries
+    take at least 50 x 0.7 x cap > outage), so nothing dead-letters while it is down."""
+    cap = max(4.0, outage_s / 20)
     path.write_text(
         "rules:\n"
         "  - {id: person, label: person, quiet_s: 1, consolidate_s: 1, severity: warning}\n"
         "alerts:\n"
         "  tick_s: 0.5\n"
         "  webhooks:\n"
-        "    max_attempts: 50\n    backoff_base_s: 0.5\n    backoff_max_s: 4\n    jitter: 0.3\n"
-        "    connect_timeout_s: 1\n    timeout_s: 3\n    lease_s: 10\n"
+        "    max_attempts: 50\n    backoff_base_s: 0.5\n"
+        f"    backoff_max_s: {cap:g}\n    jitter: 0.3\n"
+        f"    connect_timeout_s: 1\n    timeout_s: 3\n    lease_s: 10\n    concurrency: {CONCURRENCY}\n"
         f"    endpoints:\n      - {{id: hook, url: '{hook_url}', secret_env: HOOK_SECRET, allow_private: true}}\n"
         + extra
     )
