@@ -41,7 +41,7 @@ def _fresh(r: redis.Redis, camera: str, since: float) -> bool:
     return _last_frame_ms(r, camera) / 1000 > since
 
 
-def _settled(pid: int, r: redis.Redis) -> ProcSample:
+def _settled(pid: int) -> ProcSample:
     """A sample taken while both cameras stream, after a short settle (decoder threads up)."""
     time.sleep(2.0)
     return sample(pid)
@@ -93,10 +93,10 @@ def test_rtsp_flapping_leaks_nothing_and_status_stays_true(media, rtsp_factory, 
             assert abs(streaming.outages - (cycle + 1)) <= 1, (streaming.outages, cycle + 1)
             assert streaming.reconnects >= streaming.outages
             if cycle == 0:
-                baseline = _settled(vigil.pid, r)
+                baseline = _settled(vigil.pid)
             else:
                 time.sleep(rng.uniform(1, 3))  # stay up a little (the flapping period is 5-8 s down, ~5-8 s up)
-        end = _settled(vigil.pid, r)
+        end = _settled(vigil.pid)
         assert _fresh(r, "flap", time.time() - 2) and _fresh(r, "lot", time.time() - 2)
         final = _status(r, "flap")
         lot = _status(r, "lot")

@@ -18,10 +18,13 @@ from tests.receiver import Receiver
 from tests.webhook_faults import CONCURRENCY, KEYS, SECRET, EventFeed, alert_changes, alerts_config, check_exactly_once, settled
 
 pytestmark = pytest.mark.integration
+SOAK_S = soak_seconds()
 
 
+# The outage alone may last the suite's default 300 s timeout; add room for the rest.
+@pytest.mark.timeout(SOAK_S + 180)
 def test_webhook_receiver_down_for_a_long_stretch(tmp_path: Path):
-    soak = soak_seconds()
+    soak = SOAK_S
     server = EmbeddedRedis()
     url = server.start()
     r = redis.Redis.from_url(url)
