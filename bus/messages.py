@@ -203,6 +203,9 @@ class CameraStatus(msgspec.Struct, kw_only=True):
     keyframes_only: bool = False
     updated: float = 0.0
     last_error_at: float | None = None  # epoch seconds of last_error (it stays after recovery)
+    # Times a stream that had delivered frames was lost. `reconnects` counts every retry,
+    # failed opens included, so it grows with the length of an outage; this counts outages.
+    outages: int = 0
 
 
 class WhipRequest(msgspec.Struct, kw_only=True, tag="whip", tag_field="type"):

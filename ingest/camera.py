@@ -30,6 +30,7 @@ class CameraStats:
     written: int = 0
     dropped: int = 0
     reconnects: int = 0
+    outages: int = 0  # streaming connections lost (reconnects also counts failed opens)
     last_error: str = ""
     last_error_at: float | None = None
     next_attempt: float | None = None
@@ -164,6 +165,8 @@ class CameraIngest:
                     return
                 self.stats.last_error, self.stats.last_error_at = reason, time.time()
                 self.stats.reconnects += 1
+                if connected is not None:
+                    self.stats.outages += 1
                 if not self.source.backoff:
                     log.info("camera %s: %s; waiting for the next session", self.camera.id, reason)
                     continue

@@ -171,7 +171,7 @@ class IngestService:
         return CameraStatus(
             camera=cam_id, state=st.state, source=worker.source.describe(), worker=self.worker,  # type: ignore[arg-type]
             last_error=st.last_error, last_error_at=st.last_error_at, next_attempt=st.next_attempt,
-            reconnects=st.reconnects,
+            reconnects=st.reconnects, outages=st.outages,
             fps_in=round(fps_in, 2), fps_out=round(fps_out, 2), decoded=st.decoded, sampled=st.sampled,
             written=st.written, dropped=st.dropped,
             last_frame_age_s=round(now - st.last_frame_wall, 2) if st.last_frame_wall else -1.0,
