@@ -85,12 +85,25 @@ def folded(alert: Alert, event: Event) -> Alert:
     return msgspec.structs.replace(updated(alert, event), state=alert.state, seq=alert.seq)
 
 
+def kept_alive(alert: Alert, packet: Packet) -> Alert:
+    """A new onset while the alert is open: the activity goes on. Its evidence keeps the alert
+    from resolving (no notification), instead of a resolve now and a re-open moments later."""
+    return msgspec.structs.replace(
+        alert, last_seen=max(alert.last_seen, utc(packet.frames[-1].wall)),
+        packet_ids=_add(alert.packet_ids, packet.id),
+    )
+
+
 def resolved(alert: Alert, why: str = "", *, phase: str | None = None) -> Alert:
     msg = alert.message if not why else f"{alert.message} ({why})"
     return msgspec.structs.replace(
         alert, state="resolved", message=msg, seq=alert.seq + 1,
         phase=alert.phase if phase is None else phase,  # type: ignore[arg-type]
     )
+
+
+def within_s(alert: Alert, start_epoch: float, window_s: float) -> bool:
+    return start_epoch - alert.last_seen.timestamp() <= window_s
 
 
 def within(alert: Alert, event: Event, window_s: float) -> bool:

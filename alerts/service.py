@@ -192,8 +192,13 @@ class AlertsService:
     async def _onset(self, rule: Rule, sc: str, packet: Packet, evidence: str) -> None:
         t = packet.frames[-1].wall
         track = await self._track(rule.id, sc)
-        if track.last_event >= t or await self._open(rule.id, sc):
-            return  # the verdict for this activity is already in, or an alert is open
+        if track.last_event >= t:
+            return  # the verdict for this activity is already in
+        current = await self._open(rule.id, sc)
+        if current is not None:
+            if lifecycle.within_s(current, packet.frames[0].wall, rule.consolidate_s):
+                await self._hold(lifecycle.kept_alive(current, packet), sc, track)
+            return
         if self._cooling(rule, track, t):
             return
         track.prev_sent, track.last_sent, track.suppressed = track.last_sent, t, 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 
@@ -237,3 +238,28 @@ async def test_update_every_s_thins_updates_without_losing_evidence(bus):
     assert [a.state for a in alerts] == ["open", "update", "update", "update", "resolved"]
     assert [a.seq for a in alerts] == list(range(5))
     assert alerts[-1].event_ids == [f"evt-c-{i}" for i in range(10)]  # nothing lost in between
+
+
+async def test_onset_during_an_open_alert_keeps_it_alive_without_a_new_notification(bus):
+    """Activity that pauses and resumes within the consolidation window stays one alert: no
+    resolve-then-reopen pair (the duplicate notifications users of other NVRs complain about)."""
+    await Registry(bus).put_rule(MotionRule(id="moving", min_area=0.01, fast=True, quiet_s=2.0, consolidate_s=10))
+    async with running(bus, AlertsSettings(tick_s=0.1)):
+        now = time.time()
+        await bus.publish(bus.keys.packets, onset_packet("gate", "gate-0", now - 1.5))
+        opened = await wait_for(lambda: alerts_in_stream(bus), timeout=5, every=0.01)
+        assert [a.state for a in opened] == ["open"]
+        # A new onset 1.5 s after the first (the activity resumes), inside the quiet period.
+        await bus.publish(bus.keys.packets, onset_packet("gate", "gate-1", now))
+        await asyncio.sleep(1.0)  # now past the first onset's quiet period, not the second's
+        alerts = await alerts_in_stream(bus)
+        assert [a.state for a in alerts] == ["open"], [(a.state, a.message) for a in alerts]
+        # It resolves once quiet after the last onset, still one alert id from start to end.
+        done = await wait_for(lambda: _resolved_all(bus), timeout=10)
+        assert {a.id for a in done} == {opened[0].id}
+        assert [a.state for a in done][-1] == "resolved"
+
+
+async def _resolved_all(bus):
+    alerts = await alerts_in_stream(bus)
+    return alerts if alerts and alerts[-1].state == "resolved" else None
