@@ -134,7 +134,7 @@ async def main() -> None:
                   f"1st half {sum(warm[half:]) / max(len(warm) - half, 1) - sum(warm[:half]) / max(half, 1):+.1f} MiB")
         print(f"  Redis used_memory MiB (retained packets/events, by design): "
               f"{' '.join(f'{t:.0f}s:{m:.0f}' for t, m in redis_mem[:: max(1, len(redis_mem) // 6)])}")
-        budget = 0.8
+        budget = 0.6
         if latencies:
             print(f"  onset -> alert on websocket: n={len(latencies)} p50={pct(latencies, 50):.2f}s "
                   f"p95={pct(latencies, 95):.2f}s p99={pct(latencies, 99):.2f}s")

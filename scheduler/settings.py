@@ -67,7 +67,7 @@ class SchedulerSettings(BaseModel):
     start_frames: int = Field(2, ge=1, le=10, description="consecutive moving samples needed to start")
     post_roll_s: float = Field(1.5, ge=0, le=60, description="an activity ends after this long below end_area")
     pre_roll_s: float = Field(0.4, ge=0, le=5, description="frames this long before onset may open the first packet")
-    onset_budget_s: float = Field(0.8, gt=0, le=5, description="the onset packet leaves at most this long after onset")
+    onset_budget_s: float = Field(0.6, gt=0, le=5, description="the onset packet leaves at most this long after onset")
     packet_span_s: float = Field(6.0, gt=0, le=60, description="stream time one later packet of an activity covers")
     sports_span_s: float = Field(2.0, gt=0, le=60, description="packet span in sports mode (steady cadence)")
     frames_per_packet: int = Field(6, ge=1, le=6)
