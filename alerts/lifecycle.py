@@ -107,7 +107,7 @@ def within_s(alert: Alert, start_epoch: float, window_s: float) -> bool:
 
 
 def within(alert: Alert, event: Event, window_s: float) -> bool:
-    return (event.start - alert.last_seen).total_seconds() <= window_s
+    return within_s(alert, event.start.timestamp(), window_s)
 
 
 def quiet_for(alert: Alert, now_epoch: float) -> float:

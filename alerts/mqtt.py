@@ -133,7 +133,7 @@ class MqttChannel(Channel):
             first = False
             for _, entries in reply or []:
                 for entry_id, fields in entries:
-                    alert = self.bus._decode_fields(fields, Alert)
+                    alert = self.bus.decode_entry(fields, Alert)
                     if alert is not None:
                         await self.publish(client, alert)
                     await self.bus.ack(stream, GROUP, entry_id)

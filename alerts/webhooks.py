@@ -26,6 +26,7 @@ from alerts.leader import Leader
 from alerts.lifecycle import SEVERITY_RANK
 from alerts.settings import WebhookSettings
 from alerts.ssrf import TargetRefused, check_url, resolve
+from alerts.tasks import run_together
 from bus import messages
 from bus.connection import Bus, redact_url
 from bus.messages import Alert, PublicMessage, WebhookEndpoint
@@ -173,18 +174,9 @@ class WebhookChannel(Channel):
         await self.bus.ensure_group(k.events, k.WEBHOOKS, start="$")
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self._dispatch_loop(stop)), asyncio.create_task(self._send_loop(stop))]
         try:
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            for t in done:
-                if t is not stopper and not t.cancelled() and t.exception():
-                    raise t.exception()  # type: ignore[misc]
+            await run_together([self._dispatch_loop(stop), self._send_loop(stop)], stop)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self.sender.close()
 
     # -- alert changes -> deliveries ------------------------------------------------------
@@ -222,7 +214,7 @@ class WebhookChannel(Channel):
                                                     count=100, block=250)
                 for stream, entries in reply or []:
                     for entry_id, fields in entries:
-                        rows.append((stream.decode(), entry_id.decode(), self.bus._decode_fields(fields, PublicMessage)))
+                        rows.append((stream.decode(), entry_id.decode(), self.bus.decode_entry(fields, PublicMessage)))
             for stream, entry_id, msg in rows:
                 if msg is not None:
                     await self.dispatch(msg)

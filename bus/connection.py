@@ -129,6 +129,11 @@ class Bus:
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
+    def decode_entry(fields: dict | None, kind: type[T]) -> T | None:
+        """One raw stream entry's message, or None if it is missing or undecodable."""
+        return Bus._decode_fields(fields, kind)
+
+    @staticmethod
     def _decode_fields(fields: dict | None, kind: type[T]) -> T | None:
         if not fields or FIELD not in fields:
             return None

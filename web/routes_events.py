@@ -45,7 +45,7 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
                 return out, None
             for entry_id, fields in rows:
                 scanned += 1
-                msg = bus._decode_fields(fields, kind)  # noqa: SLF001 - shared decoder
+                msg = bus.decode_entry(fields, kind)
                 if msg is not None and keep(msg):
                     out.append(msg)
                     if len(out) == limit:
