@@ -1,6 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# The same versions the tests passed with (requirements.lock, from `./run.sh lock`).
+COPY pyproject.toml README.md requirements.lock ./
 COPY vigil vigil
 COPY bus bus
 COPY ingest ingest
@@ -8,6 +9,6 @@ COPY scheduler scheduler
 COPY analyzer analyzer
 COPY alerts alerts
 COPY web web
-RUN pip install --no-cache-dir . && useradd --system vigil
+RUN PIP_CONSTRAINT=/app/requirements.lock pip install --no-cache-dir . && useradd --system vigil
 USER vigil
 ENTRYPOINT ["vigil"]

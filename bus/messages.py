@@ -7,8 +7,9 @@ struct encoded as JSON, with bytes fields never part of a public type.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 
@@ -27,8 +28,10 @@ def utc(epoch: float) -> datetime:
 
 
 # --------------------------------------------------------------------------- shared state
-class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type"):
-    """A camera in the registry. `url` may hold credentials: never log or serve it raw."""
+class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type", forbid_unknown_fields=True):
+    """A camera in the registry. `url` may hold credentials: never log or serve it raw.
+
+    Config and API input: an unknown (misspelt) key is an error, never silently ignored."""
 
     v: int = SCHEMA_VERSION
     id: Id
@@ -55,7 +58,7 @@ class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type"):
     keyframes_only: Literal["off", "on", "auto"] = "off"
 
 
-class TimeWindow(msgspec.Struct, kw_only=True):
+class TimeWindow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Local wall-clock window in which a rule is active, e.g. 22:00-06:00 on weekdays."""
 
     start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -63,7 +66,7 @@ class TimeWindow(msgspec.Struct, kw_only=True):
     days: list[Annotated[int, msgspec.Meta(ge=0, le=6)]] = []  # 0 = Monday; empty: every day
 
 
-class _RuleBase(msgspec.Struct, kw_only=True):
+class _RuleBase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     v: int = SCHEMA_VERSION
     id: Id
     cameras: list[Id] = []  # empty: every camera
@@ -391,6 +394,34 @@ def json_schema(kind: type) -> dict:
     return msgspec.json.schema(kind)
 
 
+class Invalid(ValueError):
+    """Input (a config section, an API body) that does not fit its type. `path` names the key
+    the way the YAML spells it (`schedule.0.start`); `reason` never repeats the value."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path, self.reason = path, reason
+
+
+_AT = re.compile(r" - at `\$(.*)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(.*)`$")
+
+
+def parse(data: Any, kind: type[T], *, strict: bool = True) -> T:
+    """Validate builtins (decoded JSON or YAML) into `kind`; errors raise `Invalid`."""
+    try:
+        return msgspec.convert(data, kind, strict=strict)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        m = _AT.search(text)
+        reason = text[: m.start()] if m else text
+        path = re.sub(r"\[(\d+)\]", r".\1", m.group(1)).lstrip(".") if m else ""
+        unknown = _UNKNOWN.match(reason)
+        if unknown:
+            path, reason = f"{path}.{unknown.group(1)}".lstrip("."), "unknown key"
+        raise Invalid(path, reason) from None
+
+
 # --------------------------------------------------------------------------- alert state
 class AlertTrack(msgspec.Struct, kw_only=True):
     """Per rule and scope (camera or group) state of the alerts stage, kept in Redis."""
@@ -411,7 +442,7 @@ class AlertTrack(msgspec.Struct, kw_only=True):
 WebhookEventName = Literal["alert.open", "alert.update", "alert.resolved", "event", "ping"]
 
 
-class WebhookEndpoint(msgspec.Struct, kw_only=True, tag="webhook", tag_field="type"):
+class WebhookEndpoint(msgspec.Struct, kw_only=True, tag="webhook", tag_field="type", forbid_unknown_fields=True):
     """A webhook target in the registry. `secret` signs requests: never log or serve it."""
 
     v: int = SCHEMA_VERSION

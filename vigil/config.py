@@ -3,17 +3,15 @@ the registries in Redis. Errors name the key and the reason."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alerts.settings import AlertsSettings
 from analyzer.settings import AnalyzerSettings
-from bus.messages import Camera, Rule
+from bus.messages import Camera, Invalid, Rule, parse
 from ingest.settings import IngestSettings
 from scheduler.settings import SchedulerSettings
 from web.settings import WebSettings
@@ -33,13 +31,10 @@ class RedisSettings(BaseModel):
 
 def _convert(value: Any, kind: type, index: int) -> Any:
     try:
-        return msgspec.convert(value, kind, strict=False)
-    except msgspec.ValidationError as exc:
-        # msgspec says "... - at `$.sample_fps`"; carry the key path to _format as "@0.sample_fps|reason".
-        text = str(exc)
-        m = re.search(r" - at `\$\.?(.*)`$", text)
-        path = f"{index}.{m.group(1)}" if m and m.group(1) else str(index)
-        raise ValueError(f"@{path}|{text[: m.start()] if m else text}") from None
+        return parse(value, kind, strict=False)
+    except Invalid as exc:
+        # Carry the key path inside the list item to _format as "@0.sample_fps|reason".
+        raise ValueError(f"@{index}.{exc.path}|{exc.reason}".replace(".|", "|")) from None
 
 
 class VigilConfig(BaseModel):
@@ -83,7 +78,7 @@ def _format(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         if msg.startswith("@") and "|" in msg:
             sub, _, msg = msg[1:].partition("|")
             loc = f"{loc}.{sub}"

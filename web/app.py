@@ -15,7 +15,7 @@ from typing import Annotated, AsyncIterator
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bus.connection import Bus
 from web.auth import COOKIE, Authenticator, Principal, RateLimiter, hash_token, new_secret
@@ -45,6 +45,7 @@ SECURITY_HEADERS = {
 
 
 class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     token: str = Field(..., min_length=1, max_length=512)
 
 

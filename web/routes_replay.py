@@ -14,7 +14,7 @@ from bus.connection import Bus
 from bus.messages import ReplayJob, ReplayResult, Rule
 from bus.registry import Registry
 from web.auth import Principal
-from web.body import json_response
+from web.body import convert, json_response, read_object
 from web.deps import Access
 
 JobId = Annotated[str, PathParam(pattern=r"^[a-f0-9]{32}$")]
@@ -39,11 +39,7 @@ def replay_router(bus: Bus, access: Access) -> APIRouter:
 
     @r.post("", status_code=202)
     async def start(request: Request, who: Admin) -> Response:
-        raw = await request.body()
-        try:
-            req = msgspec.json.decode(raw, type=ReplayRequest)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise HTTPException(422, str(exc)) from None
+        req = convert(await read_object(request), ReplayRequest)
         rule: Rule | None = None
         if req.rule_id:
             rule = (await registry.rules()).get(req.rule_id)
@@ -53,10 +49,7 @@ def replay_router(bus: Bus, access: Access) -> APIRouter:
             data = req.rule if req.rule is not None else {"kind": "prompt", "id": "replay", "prompt": req.prompt}
             data = {"id": "replay", **data}
             data.setdefault("kind", "prompt" if "prompt" in data else "label")
-            try:
-                rule = msgspec.convert(data, Rule)
-            except msgspec.ValidationError as exc:
-                raise HTTPException(422, f"rule: {exc}") from None
+            rule = convert(data, Rule, "rule")
         else:
             raise HTTPException(422, "give rule_id, rule or prompt")
         until = req.until or datetime.now(timezone.utc)

@@ -3,7 +3,7 @@ no restart. Reading needs a token; writing needs the admin role."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable
+from typing import Annotated, Callable
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response
@@ -13,9 +13,9 @@ from bus.connection import Bus
 from bus.messages import Rule
 from bus.names import ID_PATTERN
 from bus.registry import Registry
+from web.body import convert, read_object
 
 RuleId = Annotated[str, PathParam(pattern=ID_PATTERN)]
-MAX_BODY = 64 * 1024
 
 
 def _json(data: object, status: int = 200) -> Response:
@@ -23,21 +23,10 @@ def _json(data: object, status: int = 200) -> Response:
 
 
 async def parse_rule(request: Request) -> Rule:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise HTTPException(413, "rule too large")
-    try:
-        data: Any = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise HTTPException(422, f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HTTPException(422, "a rule is a JSON object")
+    data = await read_object(request)
     if "kind" not in data:  # as in the config: a prompt makes a natural-language rule
         data = {"kind": "prompt" if "prompt" in data else "label", **data}
-    try:
-        return msgspec.convert(data, Rule)
-    except msgspec.ValidationError as exc:
-        raise HTTPException(422, f"invalid rule: {exc}") from None
+    return convert(data, Rule, "invalid rule")
 
 
 def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:

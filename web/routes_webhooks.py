@@ -14,10 +14,10 @@ from bus.connection import Bus, redact_url
 from bus.messages import WebhookEndpoint
 from bus.names import ID_PATTERN
 from bus.webhooks import TargetRefused, WebhookStore, check_url, delivery_id
+from web.body import convert, read_object
 
 EndpointId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 DeliveryId = Annotated[str, PathParam(pattern=r"^dlv_[0-9a-f]{32}$")]
-MAX_BODY = 64 * 1024
 RESERVED = {"deliveries", "dead-letters"}  # path segments of this router
 
 
@@ -33,25 +33,13 @@ def public(ep: WebhookEndpoint) -> dict:
     return d
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise HTTPException(413, "body too large")
-    try:
-        data = msgspec.json.decode(raw) if raw else {}
-    except msgspec.DecodeError as exc:
-        raise HTTPException(422, f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HTTPException(422, "expected a JSON object")
-    return data
+class ReplayDeadLetters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    ids: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None  # None: every one
 
 
 def _endpoint(data: dict[str, Any]) -> WebhookEndpoint:
-    try:
-        ep = msgspec.convert(data, WebhookEndpoint)
-    except msgspec.ValidationError as exc:
-        # msgspec names the field, never echoes the value: a bad secret is not repeated back.
-        raise HTTPException(422, f"invalid webhook endpoint: {exc}") from None
+    # Errors name the field, never echo the value: a bad secret is not repeated back.
+    ep = convert(data, WebhookEndpoint, "invalid webhook endpoint")
     try:
         check_url(ep.url, ep.allow_private)
     except TargetRefused as exc:
@@ -70,7 +58,7 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
 
     @r.post("", status_code=201)
     async def create_endpoint(request: Request, who=Depends(admin)) -> Response:
-        ep = _endpoint(await _body(request))
+        ep = _endpoint(await read_object(request, empty={}))
         if ep.id in RESERVED:
             raise HTTPException(422, f"{ep.id!r} is reserved by the API; choose another id")
         if await store.endpoint(ep.id):
@@ -101,11 +89,8 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
     @r.post("/dead-letters/replay")
     async def replay(request: Request, who=Depends(admin)) -> Response:
         """Body `{"ids": [...]}` replays those; an empty body replays every dead letter."""
-        data = await _body(request)
-        ids = data.get("ids")
-        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
-            raise HTTPException(422, "ids must be a list of delivery ids")
-        n = await store.replay(ids or None)
+        req = convert(await read_object(request, empty={}), ReplayDeadLetters)
+        n = await store.replay(req.ids or None)
         return _json({"replayed": n})
 
     @r.post("/{endpoint_id}/ping", status_code=202)
@@ -129,7 +114,7 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
 
     @r.put("/{endpoint_id}")
     async def put_endpoint(endpoint_id: EndpointId, request: Request, who=Depends(admin)) -> Response:
-        data = await _body(request)
+        data = await read_object(request, empty={})
         old = await store.endpoint(endpoint_id)
         if "secret" not in data and old is not None:
             data["secret"] = old.secret  # write-only: leaving it out keeps the current one
