@@ -79,8 +79,12 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             args += ["--appendonly", "no"]
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground process
+        # group, and Redis must outlive the stages that are still writing while they stop.
+        # Vigil stops it last (stop()); PDEATHSIG still ends it if Vigil dies.
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         import redis

@@ -24,9 +24,16 @@ from vigil.runtime import STAGES, Pipeline, install_signal_handlers, seed_regist
 log = logging.getLogger("vigil")
 
 
+# Libraries that log every request at INFO (httpx: one line per webhook POST) or chatter
+# about internals; at the default level only their warnings show.
+CHATTY = ("httpx", "httpcore", "aioice", "aiortc", "uvicorn.error", "multipart")
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(max(lvl, logging.WARNING))
 
 
 # ------------------------------------------------------------------------------ serve & co

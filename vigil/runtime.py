@@ -24,6 +24,11 @@ from vigil.config import VigilConfig
 
 log = logging.getLogger("vigil")
 STAGES = ("ingest", "scheduler", "analyzer", "alerts", "web")
+# Shutdown order: the web first (no new clients while the rest winds down), then the
+# pipeline from its source on, so each stage finds the one it feeds still running; the
+# embedded Redis stops after all of them (vigil/cli.py, bus/connection.py).
+STOP_ORDER = ("web", "ingest", "scheduler", "analyzer", "alerts")
+STAGE_STOP_S = 10.0  # a stage that has not stopped by then is cancelled
 
 
 async def seed_registry(bus: Bus, cfg: VigilConfig) -> None:
@@ -44,11 +49,14 @@ class Pipeline:
     services: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    # One stop event per stage, so shutdown can stop them one after the other (STOP_ORDER).
+    stage_stops: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def start(self) -> None:
         for stage in self.stages:
             svc = self._make(stage)
             self.services[stage] = svc
+            self.stage_stops[stage] = asyncio.Event()
             self.tasks[stage] = asyncio.create_task(self._guard(stage, svc), name=f"stage:{stage}")
         self._beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
 
@@ -97,7 +105,7 @@ class Pipeline:
             first = False
             started = time.monotonic()
             try:
-                await svc.run(self.stop)
+                await svc.run(self.stage_stops[stage])
                 return
             except asyncio.CancelledError:
                 raise
@@ -118,15 +126,29 @@ class Pipeline:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        """Stop the stages one by one in STOP_ORDER (each gets STAGE_STOP_S), then the
+        heartbeat, whose keys are removed so /readyz stops counting this process at once."""
         self.stop.set()
+        order = [s for s in STOP_ORDER if s in self.tasks] + [s for s in self.tasks if s not in STOP_ORDER]
+        for stage in order:
+            task = self.tasks[stage]
+            self.stage_stops[stage].set()
+            if task.done():
+                continue
+            _, pending = await asyncio.wait({task}, timeout=STAGE_STOP_S)
+            if pending:
+                log.warning("stage %s did not stop within %.0fs; cancelled", stage, STAGE_STOP_S)
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            log.debug("stage %s stopped", stage)
         beat = getattr(self, "_beat", None)
         if beat:
             await asyncio.gather(beat, return_exceptions=True)
-        if self.tasks:
-            done, pending = await asyncio.wait(self.tasks.values(), timeout=10)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            worker = f"{socket.gethostname()}-{os.getpid()}"
+            try:
+                await self.bus.r.delete(*(self.bus.keys.stage_heartbeat(s, worker) for s in self.tasks))
+            except Exception as exc:  # Redis already gone (an external one restarting): the TTL cleans up
+                log.debug("heartbeat keys not removed: %s", exc)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
