@@ -36,6 +36,7 @@ from alerts.settings import AlertsSettings
 from alerts.webhooks import WebhookChannel, seed_endpoints
 from bus import messages
 from bus.connection import Bus
+from bus.metrics import StageMetrics
 from bus.messages import Alert, AlertCommand, AlertTrack, DwellRule, Event, Packet, Rule
 from bus.registry import Registry
 
@@ -57,6 +58,7 @@ class AlertsService:
         self.suppressed = 0
         self.leader = Leader(bus, "alerts-lifecycle", self.consumer, settings.leader_ttl_s)
         self.leading = False
+        self.metrics = StageMetrics(bus)
         self.webhooks = WebhookChannel(bus, settings.webhooks, self.consumer)
         self.channels: list[Channel] = channels if channels is not None else self._channels()
 
@@ -170,6 +172,7 @@ class AlertsService:
             if self.leading and not stop.is_set():
                 await self.resolve_quiet(time.time())
                 await self.apply_commands()
+            await self.metrics.flush()
 
     # -- phase one: onset packets -----------------------------------------------------------
     async def on_packet(self, packet: Packet) -> None:
@@ -380,5 +383,9 @@ class AlertsService:
         await pipe.execute()
         if entry:
             self.published += 1
+            self.metrics.inc("vigil_alerts_changes_total", rule=alert.rule, state=alert.state, severity=alert.severity)
+            if alert.state == "open":
+                self.metrics.observe("vigil_alerts_open_delay_seconds", max(0.0, time.time() - alert.first_seen.timestamp()),
+                                     fast="true" if alert.phase == "onset" else "false")
             log.info("alert %s %s%s (%s on %s)", alert.id, alert.state, f" [{alert.phase}]" if alert.phase else "",
                      alert.rule, sc)

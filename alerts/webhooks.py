@@ -29,6 +29,7 @@ from alerts.ssrf import TargetRefused, check_url, resolve
 from alerts.tasks import run_together
 from bus import messages
 from bus.connection import Bus, redact_url
+from bus.metrics import StageMetrics
 from bus.messages import Alert, PublicMessage, WebhookEndpoint
 from bus.webhooks import Delivery, WebhookStore, delivery_id
 
@@ -165,6 +166,7 @@ class WebhookChannel(Channel):
         self.sender = WebhookSender(settings)
         self.endpoints: dict[str, WebhookEndpoint] = {}
         self.stats = {"enqueued": 0, "delivered": 0, "retried": 0, "dead": 0}
+        self.metrics = StageMetrics(bus)
 
     async def prepare(self) -> None:
         k = self.bus.keys
@@ -175,9 +177,18 @@ class WebhookChannel(Channel):
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            await run_together([self._dispatch_loop(stop), self._send_loop(stop)], stop)
+            await run_together([self._dispatch_loop(stop), self._send_loop(stop), self._metrics_loop(stop)], stop)
         finally:
             await self.sender.close()
+            await self.metrics.flush()
+
+    async def _metrics_loop(self, stop: asyncio.Event, every_s: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), every_s)
+            except asyncio.TimeoutError:
+                pass
+            await self.metrics.flush()
 
     # -- alert changes -> deliveries ------------------------------------------------------
     async def _dispatch_loop(self, stop: asyncio.Event) -> None:
@@ -278,20 +289,25 @@ class WebhookChannel(Channel):
                 await self.store.complete(d, "dead", error="endpoint removed or disabled")
                 self.stats["dead"] += 1
                 return
+            t0 = time.monotonic()
             res = await self.sender.send(ep, d)
+            self.metrics.observe("vigil_webhook_request_duration_seconds", time.monotonic() - t0, endpoint=ep.id)
             if res.ok:
                 await self.store.complete(d, "delivered", code=res.code, retention_s=self.s.retention_s)
                 self.stats["delivered"] += 1
+                self.metrics.inc("vigil_webhook_deliveries_total", endpoint=ep.id, outcome="delivered")
                 return
             if res.permanent or d.attempt >= self.s.max_attempts:
                 await self.store.complete(d, "dead", error=res.error, code=res.code)
                 self.stats["dead"] += 1
+                self.metrics.inc("vigil_webhook_deliveries_total", endpoint=ep.id, outcome="dead")
                 log.warning("webhook %s to %s (%s) dead after %d tries: %s", d.id, ep.id, redact_url(ep.url),
                             d.attempt, res.error)
                 return
             delay = backoff(d.attempt, self.s)
             await self.store.complete(d, "retry", next_due=time.time() + delay, error=res.error, code=res.code)
             self.stats["retried"] += 1
+            self.metrics.inc("vigil_webhook_deliveries_total", endpoint=ep.id, outcome="retry")
             log.info("webhook %s to %s try %d failed (%s); again in %.1fs", d.id, ep.id, d.attempt, res.error, delay)
         except asyncio.CancelledError:
             raise

@@ -15,11 +15,12 @@ QUEUE_DEPTH = Gauge("vigil_analyzer_queue_depth", "packets read ahead and waitin
 GROUP_LAG = Gauge("vigil_analyzer_group_lag", "packets not yet delivered to any worker (count: Redis >= 7)", _L)
 GROUP_OLDEST = Gauge("vigil_analyzer_group_oldest_wait_seconds", "age of the oldest packet no worker has read yet", _L)
 IN_FLIGHT = Gauge("vigil_analyzer_in_flight", "packets inside backend calls now", _L)
-LATENCY = Histogram("vigil_analyzer_latency_seconds", "backend call latency per packet", _L,
-                    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+AGE_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+LATENCY = Histogram("vigil_analyzer_latency_seconds", "backend call latency per packet", _L, buckets=LATENCY_BUCKETS)
 LATENCY_Q = Gauge("vigil_analyzer_latency_quantile_seconds", "recent backend latency quantiles", _L + ["quantile"])
 AGE = Histogram("vigil_analyzer_event_age_seconds", "capture of the last frame to event written", _L,
-                buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
+                buckets=AGE_BUCKETS)
 TOKENS = Histogram("vigil_analyzer_visual_tokens_per_packet",
                    "visual tokens one packet cost (minicpm packs 6 frames into 64; vLLM spends 64 per frame)", _L,
                    buckets=(0, 64, 128, 192, 256, 384, 768))
@@ -29,6 +30,27 @@ SKIPPED_STALE = Counter("vigil_analyzer_skipped_stale", "packets skipped as olde
 FAILURES = Counter("vigil_analyzer_failures", "packets whose backend call failed (error events)", _L)
 ESCALATIONS = Counter("vigil_analyzer_thinking_escalations", "rules re-asked with thinking", _L)
 RECLAIMED = Counter("vigil_analyzer_reclaimed", "packets taken over from a dead worker (XAUTOCLAIM)", _L)
+
+
+class _Buckets:
+    """Cumulative bucket counts since the worker started, published in the snapshot so the
+    web stage's /metrics shows every worker's histogram, wherever it runs."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.n = 0
+        self.sum = 0.0
+
+    def observe(self, v: float) -> None:
+        self.n += 1
+        self.sum += v
+        for i, le in enumerate(self.bounds):
+            if v <= le:
+                self.counts[i] += 1
+
+    def view(self) -> dict:
+        return {"le": list(self.bounds), "counts": list(self.counts), "count": self.n, "sum": round(self.sum, 6)}
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -64,6 +86,8 @@ class AnalyzerMetrics:
         self.group_pending: int | None = None
         self.group_oldest_s = 0.0
         self.extra: dict[str, object] = {}
+        self.latency_hist = _Buckets(LATENCY_BUCKETS)
+        self.age_hist = _Buckets(AGE_BUCKETS)
 
     def call(self, packets: int) -> None:
         self.calls += 1
@@ -88,6 +112,8 @@ class AnalyzerMetrics:
         EVENTS.labels(self.backend, status).inc()
         LATENCY.labels(self.backend).observe(latency_s)
         AGE.labels(self.backend).observe(max(0.0, age_s))
+        self.latency_hist.observe(latency_s)
+        self.age_hist.observe(max(0.0, age_s))
         if status != "error":
             TOKENS.labels(self.backend).observe(visual_tokens)
 
@@ -139,5 +165,6 @@ class AnalyzerMetrics:
             "event_age_ms": {"p50": round(_quantile(ages, 0.5) * 1000, 1), "p95": round(_quantile(ages, 0.95) * 1000, 1)},
             "visual_tokens_per_packet": round(self.tokens_total / self.tokens_events, 1) if self.tokens_events else 0.0,
             "visual_tokens_note": self.tokens_note,
+            "histograms": {"latency_seconds": self.latency_hist.view(), "event_age_seconds": self.age_hist.view()},
             **self.extra,
         }

@@ -115,6 +115,16 @@ class Keys:
         return f"{self.prefix}metrics:analyzer:{worker}"
 
     @property
+    def metrics_counters(self) -> str:
+        """Hash: `name|label values` -> counter value (bus/metrics.py; every process adds)."""
+        return f"{self.prefix}metrics:counters"
+
+    @property
+    def metrics_histograms(self) -> str:
+        """Hash: `name|label values|le` -> cumulative bucket count, `...|sum` -> sum (bus/metrics.py)."""
+        return f"{self.prefix}metrics:histograms"
+
+    @property
     def analyzer_metrics_pattern(self) -> str:
         """SCAN pattern matching every analyzer worker's metrics snapshot."""
         return f"{self.prefix}metrics:analyzer:*"

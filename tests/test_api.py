@@ -199,7 +199,7 @@ async def test_readyz_metrics_and_system(api):
     await Registry(bus).put_camera(Camera(id="lot", url="x.mp4"))
     await bus.r.set(bus.keys.camera_status("lot"), b'{"state": "streaming", "decoded": 10, "sampled": 4, "dropped": 1}')
     text = (await client.get("/metrics", headers=h(VIEWER))).text
-    assert 'vigil_camera_frames_dropped{camera="lot"} 1.0' in text
+    assert 'vigil_camera_frames_dropped_total{camera="lot"} 1.0' in text
     assert 'vigil_stage_workers{stage="analyzer"} 1.0' in text
     system = (await client.get("/api/system", headers=h(VIEWER))).json()
     assert set(system["queues"]) == {"packets", "events"}
@@ -218,11 +218,14 @@ async def test_oversized_bodies_and_security_headers(api):
 
 async def test_metrics_include_analyzer_snapshots(api):
     client, bus = api
-    await bus.r.set(bus.keys.analyzer_metrics("w9"), b'{"v":1,"worker":"w9","backend":"cpu","in_flight":2,'
-                                                      b'"latency_ms":{"p95":120.5}}', ex=10)
+    await bus.r.set(bus.keys.analyzer_metrics("w9"), b'{"v":1,"worker":"w9","backend":"cpu","in_flight":2,"events":7,'
+                                                      b'"histograms":{"latency_seconds":{"le":[0.1,1],"counts":[1,3],'
+                                                      b'"count":4,"sum":2.5}}}', ex=10)
     text = (await client.get("/metrics", headers=h(VIEWER))).text
-    assert 'vigil_analyzer_worker{backend="cpu",name="in_flight",worker="w9"} 2.0' in text
-    assert 'name="latency_ms_p95"' in text
+    assert 'vigil_analyzer_in_flight_packets{backend="cpu",worker="w9"} 2.0' in text
+    assert 'vigil_analyzer_events_total{backend="cpu",worker="w9"} 7.0' in text
+    assert 'vigil_analyzer_latency_seconds_bucket{backend="cpu",le="+Inf",worker="w9"} 4.0' in text
+    assert 'name="' not in text  # no metric names packed into a label
 
 
 async def test_resolve_an_alert_by_hand(api):

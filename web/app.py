@@ -121,7 +121,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     app.include_router(cameras_router(bus, access))
     app.include_router(events_router(bus, access))
-    app.include_router(ops_router(bus, access))
+    app.include_router(ops_router(bus, access, lambda: {"vigil_web_websocket_clients": len(hub.subscribers)}))
     app.include_router(replay_router(bus, access))
 
     app.include_router(rules_router(bus, access.viewer, access.admin))
