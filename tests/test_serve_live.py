@@ -92,3 +92,42 @@ async def test_websocket_streams_events_while_the_file_plays(served):
         assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
         assert (await client.get(first["frames"][0]["url"], headers={"Authorization": ""})).status_code == 401
     assert any(m["type"] == "alert" and m["state"] == "open" for m in got)
+
+
+async def test_live_view_streams_new_frames_and_stops_reading_when_nobody_watches(served):
+    base, _ = served
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=base, headers=auth, timeout=20) as client:
+        assert (await client.get("/api/cameras/lot/live.mjpeg", headers={"Authorization": ""})).status_code == 401
+        assert (await client.get("/api/cameras/nope/live.mjpeg")).status_code == 404
+        parts: list[tuple[float, bytes]] = []
+        viewers = None
+        async with client.stream("GET", "/api/cameras/lot/live.mjpeg") as res:
+            assert res.status_code == 200
+            assert res.headers["content-type"].startswith("multipart/x-mixed-replace; boundary=")
+            buf = b""
+            async for chunk in res.aiter_bytes():
+                buf += chunk
+                while b"\r\n\r\n" in buf:
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    n = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    if len(rest) < n + 2:
+                        break
+                    parts.append((time.monotonic(), rest[:n]))
+                    buf = rest[n + 2:]
+                if len(parts) == 3 and viewers is None:
+                    viewers = await client.get("/metrics")  # while the stream is open
+                if len(parts) >= 11:
+                    break
+        assert viewers is not None
+        assert 'vigil_web_live_viewers 1.0' in viewers.text
+        assert all(p[:2] == b"\xff\xd8" for _, p in parts)
+        assert len({p for _, p in parts[1:]}) == 10, "frames repeat: the stream is not live"
+        # At the sampled rate (5 fps): ten new frames take about two seconds, not ten.
+        assert parts[-1][0] - parts[1][0] < 6
+        # Nobody watches any more: the per-camera reader is gone.
+        for _ in range(50):
+            if 'vigil_web_live_viewers 0.0' in (await client.get("/metrics")).text:
+                break
+            await asyncio.sleep(0.1)
+        assert 'vigil_web_live_viewers 0.0' in (await client.get("/metrics")).text

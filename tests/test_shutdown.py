@@ -53,15 +53,32 @@ def test_sigint_stops_cleanly_and_webhook_posts_are_not_logged(media, free_port,
             time.sleep(0.3)
         assert len(rec.accepted()) >= 3, "no webhook deliveries within 60 s"
         assert httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        # A live view left open must not hold the shutdown up.
+        import threading
+
+        def watch() -> None:
+            try:
+                with httpx.stream("GET", f"{base}/api/cameras/lot/live.mjpeg", timeout=30,
+                                  headers={"Authorization": f"Bearer {TOKEN}"}) as res:
+                    for _ in res.iter_bytes():
+                        pass
+            except httpx.HTTPError:
+                pass
+
+        threading.Thread(target=watch, daemon=True).start()
+        time.sleep(1.0)
         redis = _redis_children(proc.pid)
         assert redis, "no embedded redis-server child"
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        t0 = time.monotonic()
         out, _ = proc.communicate(timeout=60)
+        stop_s = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
         rec.stop()
     assert proc.returncode == 0, out
+    assert stop_s < 15, f"shutdown took {stop_s:.1f}s"
     assert "Traceback" not in out, out
     assert not re.search(r"ERROR|CRITICAL", out), out
     assert "HTTP Request: POST" not in out, out  # httpx's per-request INFO line

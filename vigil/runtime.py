@@ -166,13 +166,14 @@ class WebStage:
         self.app = create_app(bus, cfg.web)
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host=cfg.web.host, port=cfg.web.port, log_level="warning", access_log=False,
-                           lifespan="on", ws_ping_interval=20)
+                           lifespan="on", ws_ping_interval=20, timeout_graceful_shutdown=5)
         )
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 
     async def run(self, stop: asyncio.Event) -> None:
         serve = asyncio.create_task(self.server.serve())
         await asyncio.wait([serve, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        await self.app.state.live.close()  # endless live-view responses would hold the shutdown
         self.server.should_exit = True
         await serve
         if self.server.started is False and not stop.is_set():

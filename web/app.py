@@ -22,6 +22,8 @@ from web.auth import COOKIE, Authenticator, Principal, RateLimiter, hash_token, 
 from web.deps import Access
 from web.hub import Hub
 from web.live import live_socket
+from web.live_frames import LiveFrames
+from web.routes_live import live_router
 from web.routes_cameras import cameras_router
 from web.routes_events import events_router
 from web.routes_ops import ops_router
@@ -72,8 +74,10 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
             log.warning("no API tokens configured: every route but /healthz will refuse access")
         yield
         await hub.close()
+        await live.close()
 
     hub = Hub(bus)
+    live = LiveFrames(bus)
     app = FastAPI(title="Vigil", version="0.1.0", description="Real-time video analytics API", lifespan=lifespan)
     Viewer = Annotated[Principal, Depends(access.viewer)]
 
@@ -121,7 +125,9 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     app.include_router(cameras_router(bus, access))
     app.include_router(events_router(bus, access))
-    app.include_router(ops_router(bus, access, lambda: {"vigil_web_websocket_clients": len(hub.subscribers)}))
+    app.include_router(ops_router(bus, access, lambda: {"vigil_web_websocket_clients": len(hub.subscribers),
+                                                        "vigil_web_live_viewers": live.count}))
+    app.include_router(live_router(bus, access, live))
     app.include_router(replay_router(bus, access))
 
     app.include_router(rules_router(bus, access.viewer, access.admin))
@@ -138,4 +144,5 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.started = time.time()
+    app.state.live = live  # the web stage ends open live streams before the server stops
     return app

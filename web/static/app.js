@@ -14,6 +14,9 @@
   const CAMERA_POLL_MS = 2000;
   const SNAPSHOT_MS = 1000;
   const SNAPSHOT_RETRY_MS = 5000;  // after a failed snapshot (404: no frame yet)
+  // The first few tiles play the live MJPEG stream; more would take the browser's six
+  // connections per host that the API calls need, so further tiles stay on snapshots.
+  const LIVE_TILES = 3;
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 10000;
   const RESUME_REWIND_MS = 5000;   // see resumeCursor()
@@ -139,6 +142,7 @@
   function stop() {
     S.running = false;
     S.gen++;
+    stopTileStreams();
     S.timers.forEach(clearInterval);
     S.timers = [];
     clearTimeout(S.reconnectTimer);
@@ -237,6 +241,7 @@
       if (id === navId) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
     $('live-view').hidden = r.name !== 'live';
+    if (r.name !== 'live') stopTileStreams();
     $('page-root').hidden = r.name === 'live';
     if (!page) {
       document.title = 'Vigil';
@@ -298,7 +303,7 @@
       updateCard(cam, c);
     }
     for (const [id, cam] of S.cameras) {
-      if (!seen.has(id)) { cam.card.remove(); S.cameras.delete(id); V.cameraNames.delete(id); }
+      if (!seen.has(id)) { cam.img.removeAttribute('src'); cam.card.remove(); S.cameras.delete(id); V.cameraNames.delete(id); }
     }
   }
 
@@ -329,6 +334,7 @@
       retryAt: 0, mayHaveFrame: true, prev: null, fps: null };
     img.addEventListener('load', () => { cam.loading = false; card.classList.add('has-frame'); });
     img.addEventListener('error', () => {
+      if (cam.live) { cam.live = false; cam.liveFailed = true; card.classList.remove('live'); }
       cam.loading = false;
       card.classList.remove('has-frame');
       cam.retryAt = Date.now() + SNAPSHOT_RETRY_MS;
@@ -378,12 +384,28 @@
     cam.mayHaveFrame = V.mayHaveFrame(st, cam.card.classList.contains('has-frame'));
   }
 
-  function refreshSnapshots() {
-    // Only while the live home is on screen: the camera page refreshes its own snapshot.
-    if (document.hidden || !S.running || !onLive()) return;
-    const now = Date.now();
+  function stopTileStreams() {
     for (const cam of S.cameras.values()) {
+      if (cam.live) { cam.live = false; cam.img.removeAttribute('src'); cam.card.classList.remove('live'); }
+    }
+  }
+
+  function refreshSnapshots() {
+    // Only while the live home is on screen: the camera page has its own live view.
+    if (document.hidden || !S.running || !onLive()) { stopTileStreams(); return; }
+    const now = Date.now();
+    let i = 0;
+    for (const cam of S.cameras.values()) {
+      const slot = i++;
       if (!cam.url || !cam.mayHaveFrame || now < cam.retryAt) continue;
+      if (slot < LIVE_TILES && !cam.liveFailed) {
+        if (!cam.live) {
+          cam.live = true;
+          cam.card.classList.add('live');
+          cam.img.src = '/api/cameras/' + V.enc(cam.id) + '/live.mjpeg?t=' + now;
+        }
+        continue;
+      }
       if (cam.loading && now - cam.loadStart < 10000) continue;  // one request at a time per card
       cam.loading = true;
       cam.loadStart = now;
@@ -583,7 +605,7 @@
     $('logout-button').addEventListener('click', () => { V.fire(logout); });
     $('add-camera-button').addEventListener('click', (e) => { e.stopPropagation(); openCameraDialog(); });
     $('camera-dialog').addEventListener('close', () => { $('camera-dialog-body').replaceChildren(); });
-    document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshSnapshots(); });
+    document.addEventListener('visibilitychange', () => refreshSnapshots());
     window.addEventListener('online', () => {
       // Back on the network: do not sit out the rest of a long backoff.
       if (S.running && S.reconnectTimer) { clearTimeout(S.reconnectTimer); S.reconnectTimer = 0; connectWs(); }

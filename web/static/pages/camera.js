@@ -136,7 +136,10 @@
     img.alt = 'Live view of ' + id;
     img.decoding = 'async';
     const noFrame = el('span', 'no-frame', 'No frame yet');
-    frame.append(img, noFrame);
+    const liveBadge = el('span', 'badge live-badge', '● LIVE');
+    liveBadge.hidden = true;
+    frame.id = 'camera-live';
+    frame.append(img, noFrame, liveBadge);
     const frameMeta = el('div', 'frame-meta muted');
     live.append(frame, frameMeta);
 
@@ -160,23 +163,49 @@
 
     img.addEventListener('load', () => {
       st.loading = false; st.hasFrame = true; frame.classList.add('has-frame');
-      frameMeta.textContent = 'Updated ' + new Date().toLocaleTimeString();
+      frameMeta.textContent = st.live ? 'Live at the camera\'s sample rate' : 'Updated ' + new Date().toLocaleTimeString();
     });
     img.addEventListener('error', () => {
+      if (st.live) { st.live = false; st.liveFailed = true; liveBadge.hidden = true; }
       st.loading = false;
       st.retryAt = Date.now() + SNAPSHOT_RETRY_MS;
       if (!st.hasFrame) frame.classList.remove('has-frame');
       frameMeta.textContent = st.hasFrame ? 'Frame unavailable, retrying' : '';
     });
 
+    // The live view is the camera's MJPEG stream (every sampled frame, as ingest writes it).
+    // It is opened only while the page is on screen and the tab visible: nobody watching
+    // costs the server nothing. It falls back to the 1 s snapshot if the stream fails.
+    const liveUrl = camPath + '/live.mjpeg';
+    st.live = false;
+    function startLive() {
+      if (!ctx.alive || document.hidden || st.live || !st.mayHaveFrame) return;
+      st.live = true;
+      frame.dataset.mode = 'live';
+      liveBadge.hidden = false;
+      img.src = liveUrl + '?t=' + Date.now();
+    }
+    function stopLive() {
+      if (!st.live) return;
+      st.live = false;
+      liveBadge.hidden = true;
+      img.removeAttribute('src');  // closes the stream
+    }
+    const onVisibility = () => { if (document.hidden) stopLive(); else startLive(); };
+    document.addEventListener('visibilitychange', onVisibility);
+    ctx.onDispose(() => { document.removeEventListener('visibilitychange', onVisibility); stopLive(); });
+
     function refreshSnapshot() {
       if (!st.cam) return;
+      if (!st.live && !st.liveFailed) { startLive(); return; }
+      if (st.live) return;
       const url = V.safeUrl(st.cam.snapshot_url) || camPath + '/snapshot.jpg';
       const now = Date.now();
       if (!st.mayHaveFrame || now < st.retryAt) return;
       if (st.loading && now - st.loadStart < 10000) return;
       st.loading = true;
       st.loadStart = now;
+      frame.dataset.mode = 'snapshot';
       img.src = url + (url.includes('?') ? '&' : '?') + 't=' + now;
     }
 
