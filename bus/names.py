@@ -71,6 +71,11 @@ class Keys:
         """Hash: rule id -> Rule (msgpack)."""
         return f"{self.prefix}rules"
 
+    @property
+    def camera_areas(self) -> str:
+        """Hash: camera id -> CameraAreas (msgpack): zones and masks, drawn or seeded (bus/zones.py)."""
+        return f"{self.prefix}zones"
+
     def camera_status(self, camera: str) -> str:
         return f"{self.prefix}status:camera:{camera}"
 

@@ -86,6 +86,13 @@ class MotionDetector:
     def reset(self) -> None:
         self.background = None
 
+    def set_areas(self, mask: list[Polygon], zones: dict[str, Polygon]) -> None:
+        """New masks and zones (drawn in the dashboard) without losing the learnt background."""
+        self.s = self.s.model_copy(update={"mask": mask, "zones": zones})
+        if self._shape is not None:
+            self._keep = (1 - _raster(mask, self._shape)).astype(np.uint8) if mask else None
+            self._zones = {name: _raster([poly], self._shape) for name, poly in zones.items()}
+
     # -- per frame -------------------------------------------------------------------
     def score(self, luma: np.ndarray, ts: float | None = None) -> MotionResult:
         """Score one luma plane (uint8, any size). `ts`: capture time in seconds; without it

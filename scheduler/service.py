@@ -19,6 +19,7 @@ import numpy as np
 from bus.connection import Bus
 from bus.messages import Camera, Frame, FrameStreamItem, Packet, StreamEnd
 from bus.registry import Registry
+from bus.zones import CameraAreas, ZoneStore
 from scheduler.motion import MotionDetector, MotionResult
 from scheduler.packer import Candidate, Packer
 from scheduler.settings import SchedulerSettings
@@ -33,6 +34,16 @@ class _CameraState:
         self.packer = Packer(camera.id, self.settings)
         self.live = camera.pace == "realtime"
         self.errors = 0
+        self.areas_stamp: float | None = None  # `updated` of the zones/masks entry applied (None: the YAML's)
+
+    def apply_areas(self, areas: CameraAreas | None) -> None:
+        """Zones and masks from Redis (drawn in the dashboard) replace the settings' ones."""
+        stamp = areas.updated if areas else None
+        if stamp == self.areas_stamp:
+            return
+        self.areas_stamp = stamp
+        m = self.settings.motion
+        self.detector.set_areas(areas.masks if areas else m.mask, areas.zones if areas else m.zones)
 
 
 def interleave(packets: list[Packet]) -> list[Packet]:
@@ -55,6 +66,7 @@ class SchedulerService:
         self.bus = bus
         self.s = settings
         self.registry = Registry(bus)
+        self.zones = ZoneStore(bus)
         self.batch = batch
         self.cams: dict[str, _CameraState] = {}
         self.cursors: dict[str, str] = {}
@@ -96,6 +108,9 @@ class SchedulerService:
             if cam_id not in cams:
                 self.cursors.pop(cam_id)
                 self.cams.pop(cam_id, None)
+        areas = await self.zones.all()
+        for cam_id, st in self.cams.items():
+            st.apply_areas(areas.get(cam_id))
 
     def _process(self, rows: list[tuple[str, str, FrameStreamItem]]) -> tuple[list[Packet], dict[str, StreamEnd]]:
         out: list[Packet] = []

@@ -18,6 +18,7 @@ from analyzer.backends import make_backend
 from analyzer.service import AnalyzerService
 from bus.connection import Bus
 from bus.registry import Registry
+from bus.zones import ZoneStore
 from ingest.service import IngestService
 from scheduler.service import SchedulerService
 from vigil.config import VigilConfig
@@ -38,6 +39,12 @@ async def seed_registry(bus: Bus, cfg: VigilConfig) -> None:
         await reg.put_camera(cam)
     for rule in cfg.rules:
         await reg.put_rule(rule)
+    # Zones and masks from the YAML seed the store the dashboard draws into.
+    zones = ZoneStore(bus)
+    for cam_id, o in cfg.scheduler.cameras.items():
+        if o.zones is not None or o.mask is not None:
+            eff = cfg.scheduler.for_camera(cam_id).motion
+            await zones.seed(cam_id, eff.zones, eff.mask)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from web.hub import Hub
 from web.live import live_socket
 from web.live_frames import LiveFrames
 from web.routes_live import live_router
+from web.routes_zones import zones_router
 from web.routes_cameras import cameras_router
 from web.routes_events import events_router
 from web.routes_ops import ops_router
@@ -128,6 +129,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
     app.include_router(ops_router(bus, access, lambda: {"vigil_web_websocket_clients": len(hub.subscribers),
                                                         "vigil_web_live_viewers": live.count}))
     app.include_router(live_router(bus, access, live))
+    app.include_router(zones_router(bus, access))
     app.include_router(replay_router(bus, access))
 
     app.include_router(rules_router(bus, access.viewer, access.admin))
