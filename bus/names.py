@@ -57,6 +57,7 @@ class Keys:
 
     # -- consumer groups ----------------------------------------------------------
     ANALYZERS = "analyzers"
+    RECORDERS = "recorders"  # the recorder stage's group on `packets` (one clip per packet)
     REPLAYERS = "replayers"
     ALERTERS = "alerters"
 
@@ -92,6 +93,10 @@ class Keys:
         """Hash of scheduler counters: frames, packets, packets:{camera}, packets_{reason},
         stale_dropped, stale_dropped:{camera}, recalibrations, bad_frames."""
         return f"{self.prefix}sched:stats"
+
+    def clip(self, packet_id: str) -> str:
+        """Clip (msgpack): the WebM of a packet with pre/post-roll (bus/clips.py), kept retention_s."""
+        return f"{self.prefix}clip:{packet_id}"
 
     def event_prompt(self, event_id: str) -> str:
         """JSON {prompt, answer}: what the model was asked for an event and what it said."""

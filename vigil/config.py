@@ -13,6 +13,7 @@ from alerts.settings import AlertsSettings
 from analyzer.settings import AnalyzerSettings
 from bus.messages import Camera, Invalid, Rule, parse
 from ingest.settings import IngestSettings
+from recorder.settings import RecorderSettings
 from scheduler.settings import SchedulerSettings
 from web.settings import WebSettings
 
@@ -47,6 +48,7 @@ class VigilConfig(BaseModel):
     scheduler: SchedulerSettings = SchedulerSettings()
     analyzer: AnalyzerSettings = AnalyzerSettings()
     alerts: AlertsSettings = AlertsSettings()
+    recorder: RecorderSettings = RecorderSettings()
     web: WebSettings = WebSettings()
 
     @field_validator("cameras", mode="before")

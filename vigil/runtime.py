@@ -20,15 +20,16 @@ from bus.connection import Bus
 from bus.registry import Registry
 from bus.zones import ZoneStore
 from ingest.service import IngestService
+from recorder.service import RecorderService
 from scheduler.service import SchedulerService
 from vigil.config import VigilConfig
 
 log = logging.getLogger("vigil")
-STAGES = ("ingest", "scheduler", "analyzer", "alerts", "web")
+STAGES = ("ingest", "scheduler", "analyzer", "alerts", "recorder", "web")
 # Shutdown order: the web first (no new clients while the rest winds down), then the
 # pipeline from its source on, so each stage finds the one it feeds still running; the
 # embedded Redis stops after all of them (vigil/cli.py, bus/connection.py).
-STOP_ORDER = ("web", "ingest", "scheduler", "analyzer", "alerts")
+STOP_ORDER = ("web", "ingest", "scheduler", "analyzer", "alerts", "recorder")
 STAGE_STOP_S = 10.0  # a stage that has not stopped by then is cancelled
 
 
@@ -96,6 +97,8 @@ class Pipeline:
             return AnalyzerService(self.bus, c.analyzer, make_backend(c.analyzer))
         if stage == "alerts":
             return AlertsService(self.bus, c.alerts)
+        if stage == "recorder":
+            return RecorderService(self.bus, c.recorder)
         if stage == "web":
             return WebStage(self.bus, c)
         raise ValueError(f"unknown stage {stage!r}")

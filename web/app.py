@@ -23,6 +23,7 @@ from web.deps import Access
 from web.hub import Hub
 from web.live import live_socket
 from web.live_frames import LiveFrames
+from web.routes_clips import clips_router
 from web.routes_live import live_router
 from web.routes_zones import zones_router
 from web.routes_cameras import cameras_router
@@ -130,6 +131,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
                                                         "vigil_web_live_viewers": live.count}))
     app.include_router(live_router(bus, access, live))
     app.include_router(zones_router(bus, access))
+    app.include_router(clips_router(bus, access))
     app.include_router(replay_router(bus, access))
 
     app.include_router(rules_router(bus, access.viewer, access.admin))

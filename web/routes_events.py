@@ -13,6 +13,7 @@ from bus.connection import Bus
 from bus.messages import Alert, AlertCommand, Event, Packet
 from web.auth import Principal
 from web.body import json_response
+from web import lookups
 from web.deps import Access
 
 ItemId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
@@ -85,18 +86,10 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         return json_response({"items": [messages.to_builtins(e) for e in items], "next_cursor": nxt})
 
     async def load_event(event_id: str) -> Event:
-        entry = await bus.entry_of(bus.keys.once("event", event_id))
-        rows = await bus.range(bus.keys.events, Event, start=entry, end=entry) if entry else []
-        if not rows:
-            raise HTTPException(404, "unknown event (or trimmed by retention)")
-        return rows[0][1]
+        return await lookups.load_event(bus, event_id)
 
     async def load_packet(packet_id: str) -> Packet:
-        ref = await bus.r.get(bus.keys.packet_ref(packet_id))
-        rows = await bus.range(bus.keys.packets, Packet, start=ref.decode(), end=ref.decode()) if ref else []
-        if not rows:
-            raise HTTPException(404, "unknown packet (or trimmed by retention)")
-        return rows[0][1]
+        return await lookups.load_packet(bus, packet_id)
 
     def packet_view(p: Packet) -> dict:
         return {

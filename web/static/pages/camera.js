@@ -150,6 +150,9 @@
     layout.append(live, side);
     root.append(layout);
 
+    const zoneEd = V.zoneEditor(frame, id, ctx);
+    root.append(zoneEd.panel);
+
     const editPanel = V.panel('Edit camera');
     editPanel.node.classList.add('edit-panel');
     editPanel.node.hidden = true;
@@ -163,6 +166,8 @@
 
     img.addEventListener('load', () => {
       st.loading = false; st.hasFrame = true; frame.classList.add('has-frame');
+      // The box takes the picture's shape, so the zone overlay lines up with the image.
+      if (img.naturalWidth && img.naturalHeight) frame.style.aspectRatio = img.naturalWidth + ' / ' + img.naturalHeight;
       frameMeta.textContent = st.live ? 'Live at the camera\'s sample rate' : 'Updated ' + new Date().toLocaleTimeString();
     });
     img.addEventListener('error', () => {
@@ -353,6 +358,7 @@
     V.fire(async () => {
       await loadConfig();
       if (!ctx.alive) return;
+      V.fire(zoneEd.reload);
       ctx.every(SNAPSHOT_MS, refreshSnapshot, false);
       ctx.every(STATUS_MS, loadStatus);
       ctx.every(CONFIG_MS, loadConfig, false);
