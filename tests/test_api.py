@@ -253,3 +253,20 @@ async def _first_open(bus, alerts_in_stream):
 
 async def _resolved(bus, alerts_in_stream, alert_id):
     return next((a for a in await alerts_in_stream(bus) if a.id == alert_id and a.state == "resolved"), None)
+
+
+async def test_camera_timeline(api):
+    client, bus = api
+    await Registry(bus).put_camera(Camera(id="lot", url="x.mp4"))
+    for i in (0, 1, 2, 50):
+        await _event(bus, "lot", i, ["motion"], f"car {i}")
+    await _event(bus, "gate", 3, ["person"], "elsewhere")
+    res = await client.get("/api/cameras/lot/timeline?hours=1", headers=h(VIEWER))
+    assert res.status_code == 200
+    tl = res.json()
+    assert [e["summary"] for e in tl["events"]] == ["car 0", "car 1", "car 2", "car 50"]
+    assert tl["events"][0]["packet_id"] == "lot-0"
+    assert len(tl["activities"]) == 2  # 0..2 s are one activity, 50 s another
+    assert max(m for _, m in tl["motion"]) == pytest.approx(0.1)
+    assert (await client.get("/api/cameras/nope/timeline", headers=h(VIEWER))).status_code == 404
+    assert (await client.get("/api/cameras/lot/timeline?hours=0", headers=h(VIEWER))).status_code == 422

@@ -25,6 +25,7 @@ from web.live import live_socket
 from web.live_frames import LiveFrames
 from web.routes_clips import clips_router
 from web.routes_live import live_router
+from web.routes_timeline import timeline_router
 from web.routes_zones import zones_router
 from web.routes_cameras import cameras_router
 from web.routes_events import events_router
@@ -132,6 +133,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
     app.include_router(live_router(bus, access, live))
     app.include_router(zones_router(bus, access))
     app.include_router(clips_router(bus, access))
+    app.include_router(timeline_router(bus, access))
     app.include_router(replay_router(bus, access))
 
     app.include_router(rules_router(bus, access.viewer, access.admin))
