@@ -70,6 +70,12 @@ async def test_webhook_endpoints_never_show_their_secret(api, bus):
     assert upd.status_code == 200 and SECRET not in upd.text
     stored = await WebhookStore(bus).endpoint("ha")
     assert stored.secret == SECRET and stored.enabled is False
+    # The id is optional (as the dashboard's form says): a blank one gets a generated id.
+    for blank in ({}, {"id": ""}):
+        anon = await api.post("/api/webhooks", json={**ep, **blank, "id": blank.get("id", None)} if blank else
+                              {k: v for k, v in ep.items() if k != "id"}, headers=_h(ADMIN))
+        assert anon.status_code == 201, anon.text
+        assert anon.json()["id"].startswith("wh-")
     # The SSRF guard at registration, and validation that does not echo the secret back.
     private = {"id": "lan", "url": "http://192.168.1.10/hook", "secret": SECRET}
     bad = await api.post("/api/webhooks", json=private, headers=_h(ADMIN))

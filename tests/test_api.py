@@ -270,3 +270,42 @@ async def test_camera_timeline(api):
     assert max(m for _, m in tl["motion"]) == pytest.approx(0.1)
     assert (await client.get("/api/cameras/nope/timeline", headers=h(VIEWER))).status_code == 404
     assert (await client.get("/api/cameras/lot/timeline?hours=0", headers=h(VIEWER))).status_code == 422
+
+
+async def test_bulk_acknowledge(api):
+    client, bus = api
+    for i in (1, 2):
+        a = Alert(id=f"alr-b{i}", state="open", rule="r", camera="lot", severity="info", title="t", message="m",
+                  event_ids=[], first_seen=utc(time.time()), last_seen=utc(time.time()), snapshot_url="")
+        await bus.publish_once(bus.keys.alerts, bus.keys.once("alert", f"{a.id}:0"), a)
+    res = await client.post("/api/alerts/ack", json={"ids": ["alr-b1", "alr-b2", "alr-nope"]}, headers=h(VIEWER))
+    assert res.status_code == 200
+    assert res.json()["acknowledged"] == ["alr-b1", "alr-b2"] and res.json()["unknown"] == ["alr-nope"]
+    items = (await client.get("/api/alerts", headers=h(VIEWER))).json()["items"]
+    assert all(x["acknowledged"]["by"] == "wall" for x in items if x["id"].startswith("alr-b"))
+    assert (await client.post("/api/alerts/ack", json={"ids": []}, headers=h(VIEWER))).status_code == 422
+    assert (await client.post("/api/alerts/ack", json={"idz": ["a"]}, headers=h(VIEWER))).status_code == 422
+
+
+async def test_prompt_rules_warn_when_only_cpu_analyzers_run(api):
+    client, bus = api
+    await bus.r.set(bus.keys.analyzer_metrics("w1"), b'{"v":1,"worker":"w1","backend":"cpu"}', ex=10)
+    res = await client.post("/api/rules", json={"id": "climb", "prompt": "a person climbs the fence"}, headers=h(ADMIN))
+    assert res.status_code == 201 and "can never match" in res.json()["warning"]
+    label = await client.post("/api/rules", json={"id": "car", "label": "car"}, headers=h(ADMIN))
+    assert "warning" not in label.json()
+    listed = {x["id"]: x for x in (await client.get("/api/rules", headers=h(VIEWER))).json()["items"]}
+    assert "warning" in listed["climb"] and "warning" not in listed["car"]
+    await bus.r.set(bus.keys.analyzer_metrics("w2"), b'{"v":1,"worker":"w2","backend":"openai"}', ex=10)
+    assert "warning" not in (await client.get("/api/rules/climb", headers=h(VIEWER))).json()
+
+
+async def test_docs_are_served_locally_and_need_a_token(api):
+    client, _ = api
+    assert (await client.get("/docs")).status_code == 401
+    page = await client.get("/docs", headers=h(VIEWER))
+    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "<script>" not in page.text and "cdn" not in page.text.lower()  # CSP: no inline script, no CDN
+    js = await client.get("/docs/assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert (await client.get("/static/docs-init.js")).status_code == 200

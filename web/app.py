@@ -24,6 +24,7 @@ from web.hub import Hub
 from web.live import live_socket
 from web.live_frames import LiveFrames
 from web.routes_clips import clips_router
+from web.routes_docs import ASSETS as DOCS_ASSETS, docs_router
 from web.routes_live import live_router
 from web.routes_timeline import timeline_router
 from web.routes_zones import zones_router
@@ -81,7 +82,9 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     hub = Hub(bus)
     live = LiveFrames(bus)
-    app = FastAPI(title="Vigil", version="0.1.0", description="Real-time video analytics API", lifespan=lifespan)
+    # docs_url=None: /docs is web/routes_docs.py (Swagger UI from local files, CSP-clean).
+    app = FastAPI(title="Vigil", version="0.1.0", description="Real-time video analytics API", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     Viewer = Annotated[Principal, Depends(access.viewer)]
 
     @app.get("/healthz")
@@ -148,6 +151,8 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    app.include_router(docs_router(access))
+    app.mount("/docs/assets", DOCS_ASSETS, name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.started = time.time()
     app.state.live = live  # the web stage ends open live streams before the server stops

@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Response
 
 from bus import messages
 from bus.connection import Bus
 from bus.messages import Alert, AlertCommand, Event, Packet
 from web.auth import Principal
-from web.body import json_response
+from web.body import convert, json_response, read_object
 from web import lookups
 from web.deps import Access
 
@@ -21,6 +21,11 @@ Cursor = Annotated[str | None, Query(pattern=r"^\d{1,15}-\d{1,10}$", description
 CHUNK = 500
 MAX_SCAN = 200_000  # entries one request may look at before it returns a partial page with a cursor
 LATE_S = 600  # an event is written at most this long after its capture start (bounds a time-range scan)
+
+
+class BulkAck(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    ids: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]],
+                   msgspec.Meta(min_length=1, max_length=500)]
 
 
 def _ms(when: datetime) -> int:
@@ -161,6 +166,19 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
             d["acknowledged"] = msgspec.json.decode(ack) if ack else None
             out.append(d)
         return json_response({"items": out, "next_cursor": nxt})
+
+    @r.post("/alerts/ack")
+    async def acknowledge_many(request: Request, who: Viewer) -> Response:
+        """Body `{"ids": [...]}` (at most 500): acknowledge several alerts at once; unknown ids
+        are listed in `unknown` and change nothing."""
+        body = convert(await read_object(request), BulkAck)
+        exists = [await bus.r.exists(bus.keys.once("alert", f"{i}:0")) for i in body.ids]
+        known = [i for i, ok in zip(body.ids, exists) if ok]
+        ack = {"by": who.name, "at": time.time()}
+        if known:
+            await bus.r.hset(acks_key, mapping={i: msgspec.json.encode(ack) for i in known})
+        return json_response({"acknowledged": known, "unknown": [i for i, ok in zip(body.ids, exists) if not ok],
+                              "by": who.name, "at": ack["at"]})
 
     @r.post("/alerts/{alert_id}/ack")
     async def acknowledge(alert_id: ItemId, who: Viewer) -> Response:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Reques
 
 from bus import messages
 from bus.connection import Bus
-from bus.messages import Rule
+from bus.messages import PromptRule, Rule
 from bus.names import ID_PATTERN
 from bus.registry import Registry
 from web.body import convert, read_object
@@ -29,21 +29,56 @@ async def parse_rule(request: Request) -> Rule:
     return convert(data, Rule, "invalid rule")
 
 
+CPU_ONLY = ("no analyzer runs a model (every live analyzer worker uses the cpu backend): this "
+            "natural-language rule can never match; use a structured rule (label, count, zone, motion, "
+            "dwell) or the minicpm/openai backend")
+
+
+async def analyzer_backends(bus: Bus) -> set[str]:
+    """Backends of the analyzer workers alive now (from their metrics snapshots)."""
+    out: set[str] = set()
+    async for key in bus.r.scan_iter(match=bus.keys.analyzer_metrics_pattern, count=200):
+        raw = await bus.r.get(key)
+        try:
+            snap = msgspec.json.decode(raw) if raw else {}
+        except msgspec.DecodeError:
+            continue
+        if isinstance(snap, dict) and snap.get("backend"):
+            out.add(str(snap["backend"]))
+    return out
+
+
+async def warnings_for(bus: Bus, rules: list[Rule]) -> dict[str, str]:
+    if not any(isinstance(x, PromptRule) for x in rules):
+        return {}
+    backends = await analyzer_backends(bus)
+    if not backends or backends != {"cpu"}:
+        return {}
+    return {x.id: CPU_ONLY for x in rules if isinstance(x, PromptRule)}
+
+
 def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
     reg = Registry(bus)
     r = APIRouter(prefix="/api/rules", tags=["rules"])
 
+    def view(rule: Rule, warnings: dict[str, str]) -> dict:
+        d = messages.to_builtins(rule)
+        if rule.id in warnings:
+            d["warning"] = warnings[rule.id]
+        return d
+
     @r.get("")
     async def list_rules(who=Depends(viewer)) -> Response:
         rules = sorted((await reg.rules()).values(), key=lambda x: x.id)
-        return _json({"items": [messages.to_builtins(x) for x in rules]})
+        warnings = await warnings_for(bus, rules)
+        return _json({"items": [view(x, warnings) for x in rules]})
 
     @r.get("/{rule_id}")
     async def get_rule(rule_id: RuleId, who=Depends(viewer)) -> Response:
         rule = (await reg.rules()).get(rule_id)
         if rule is None:
             raise HTTPException(404, "no such rule")
-        return _json(messages.to_builtins(rule))
+        return _json(view(rule, await warnings_for(bus, [rule])))
 
     @r.post("", status_code=201)
     async def create_rule(request: Request, who=Depends(admin)) -> Response:
@@ -51,7 +86,7 @@ def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
         # HSETNX: two admins creating one id at once cannot overwrite each other.
         if not await bus.r.hsetnx(bus.keys.rules, rule.id, messages.encode(rule)):
             raise HTTPException(409, "a rule with this id exists; PUT /api/rules/{id} replaces it")
-        return _json(messages.to_builtins(rule), 201)
+        return _json(view(rule, await warnings_for(bus, [rule])), 201)
 
     @r.put("/{rule_id}")
     async def put_rule(rule_id: RuleId, request: Request, who=Depends(admin)) -> Response:
@@ -59,7 +94,7 @@ def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
         if rule.id != rule_id:
             raise HTTPException(422, "the body's id differs from the URL's")
         await reg.put_rule(rule)
-        return _json(messages.to_builtins(rule))
+        return _json(view(rule, await warnings_for(bus, [rule])))
 
     @r.delete("/{rule_id}", status_code=204)
     async def delete_rule(rule_id: RuleId, who=Depends(admin)) -> Response:

@@ -58,7 +58,10 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
 
     @r.post("", status_code=201)
     async def create_endpoint(request: Request, who=Depends(admin)) -> Response:
-        ep = _endpoint(await read_object(request, empty={}))
+        data = await read_object(request, empty={})
+        if not str(data.get("id") or "").strip():
+            data["id"] = f"wh-{secrets.token_hex(4)}"  # the id is optional: one is made up
+        ep = _endpoint(data)
         if ep.id in RESERVED:
             raise HTTPException(422, f"{ep.id!r} is reserved by the API; choose another id")
         if await store.endpoint(ep.id):
