@@ -22,7 +22,7 @@
   const RESUME_REWIND_MS = 5000;   // see resumeCursor()
   const STATES = ['streaming', 'connecting', 'retrying', 'error', 'ended', 'stopped', 'unknown'];
   const SEVERITIES = ['info', 'warning', 'critical'];
-  const NAV = ['nav-live', 'nav-alerts', 'nav-rules', 'nav-webhooks', 'nav-system'];
+  const NAV = ['nav-live', 'nav-events', 'nav-alerts', 'nav-rules', 'nav-webhooks', 'nav-system'];
 
   const $ = (id) => document.getElementById(id);
   const S = {
@@ -196,6 +196,7 @@
     [/^\/?$/, 'live'],
     [/^\/camera\/([^/]+)$/, 'camera'],
     [/^\/packet\/([^/]+)$/, 'packet'],
+    [/^\/events$/, 'events'],
     [/^\/alerts$/, 'alerts'],
     [/^\/rules$/, 'rules'],
     [/^\/webhooks$/, 'webhooks'],

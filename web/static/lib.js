@@ -391,6 +391,8 @@
     if (lat !== null) head.append(el('span', 'meta latency', Math.round(lat) + ' ms'));
     if (packetId) head.append(link(packetHref(packetId), 'inspect', 'inspect'));
     row.append(head);
+    const clipAt = el('div', 'clip-slot');
+    head.append(clipToggle('/api/events/' + enc(String(ev.id)) + '/clip.webm', 'vigil-' + String(ev.id), clipAt));
 
     const chips = el('div', 'chips');
     const counts = obj(ev.counts);
@@ -410,8 +412,43 @@
     const summary = str(ev.summary).trim();
     if (summary) row.append(el('p', 'summary', summary));
 
-    row.append(strip(ev.frames, packetId));
+    row.append(strip(ev.frames, packetId), clipAt);
     return row;
+  }
+
+  // A clip: <video> (WebM, plays in every browser) and a download link. The video loads only
+  // when shown, so a list of events costs nothing until one is played.
+  function clipPlayer(url, name) {
+    const box = el('figure', 'clip');
+    const video = el('video', 'clip-video');
+    video.controls = true;
+    video.muted = true;
+    video.playsInline = true;
+    video.preload = 'auto';
+    video.src = url;
+    const cap = el('figcaption', 'clip-caption');
+    const dl = link(url + (url.includes('?') ? '&' : '?') + 'download=true', '⬇ Download', 'clip-download');
+    dl.setAttribute('download', (name || 'vigil-clip') + '.webm');
+    const note = el('span', 'muted clip-note', '');
+    video.addEventListener('error', () => { note.textContent = 'This clip is not available (trimmed by retention?).'; });
+    cap.append(dl, note);
+    box.append(video, cap);
+    return box;
+  }
+
+  // A "▶ clip" button that opens the clip into `slot` (and closes it again).
+  function clipToggle(url, name, slot) {
+    const b = button('▶ clip', 'small ghost clip-button', (e) => {
+      e.stopPropagation();
+      if (slot.firstChild) { slot.replaceChildren(); b.textContent = '▶ clip'; return; }
+      const player = clipPlayer(url, name);
+      slot.replaceChildren(player);
+      b.textContent = '✕ clip';
+      const v = player.querySelector('video');
+      if (v) v.play().catch(() => { /* autoplay refused: the controls are there */ });
+    });
+    b.title = 'Play this clip (with the seconds before and after)';
+    return b;
   }
 
   // Keyframe thumbnails. With a packet id they link to the inspector, else to the image.
@@ -477,6 +514,6 @@
     el, str, num, arr, obj, isObj, pick, enc, safeUrl, parseTime, toDate, fmtClock, timeEl, fmtAge,
     fmtDuration, fmtNum, pct, plain, valueNode, request, api, query, errText, fire, cameraName, link,
     cameraHref, packetHref, button, kvTable, panel, dataTable, notice, setMsg, field, input, checkbox, select,
-    cameraOptions, renderEvent, strip, mayHaveFrame, toLocalInput, fromLocalInput, splitList, detailText,
+    cameraOptions, renderEvent, strip, clipPlayer, clipToggle, mayHaveFrame, toLocalInput, fromLocalInput, splitList, detailText,
   });
 })();

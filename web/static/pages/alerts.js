@@ -46,6 +46,52 @@
     }
     root.append(form);
 
+    // Bulk acknowledge: tick rows (or "all shown"), then one request for all of them.
+    const bulk = el('div', 'bulk-bar');
+    bulk.id = 'alerts-bulk';
+    const allBox = V.checkbox('select_all', 'select all shown', false);
+    allBox.input.id = 'alerts-select-all';
+    const bulkBtn = V.button('Acknowledge selected', 'small', () => V.fire(ackSelected));
+    bulkBtn.id = 'alerts-ack-selected';
+    bulkBtn.disabled = true;
+    const bulkMsg = el('span', 'muted');
+    bulk.append(allBox.wrap, bulkBtn, bulkMsg);
+    root.append(bulk);
+    allBox.input.addEventListener('change', () => {
+      for (const entry of st.rows.values()) if (!entry.data.acknowledged) entry.selected = allBox.input.checked;
+      for (const entry of st.rows.values()) { const c = entry.row.querySelector('.select-box'); if (c) c.checked = !!entry.selected; }
+      syncBulk();
+    });
+    function syncBulk() {
+      const n = [...st.rows.values()].filter((e) => e.selected).length;
+      bulkBtn.disabled = n === 0;
+      bulkBtn.textContent = n ? 'Acknowledge selected (' + n + ')' : 'Acknowledge selected';
+    }
+    async function ackSelected() {
+      const ids = [...st.rows.entries()].filter(([, e]) => e.selected).map(([id]) => id);
+      if (!ids.length) return;
+      bulkBtn.disabled = true;
+      bulkMsg.textContent = 'Acknowledging ' + ids.length + '…';
+      try {
+        const res = obj(await api.post('/api/alerts/ack', { ids }));
+        if (!ctx.alive) return;
+        const ack = { by: str(res.by, V.session.name), at: num(res.at) !== null ? res.at : Date.now() / 1000 };
+        for (const id of arr(res.acknowledged)) {
+          const entry = st.rows.get(String(id));
+          if (!entry) continue;
+          entry.data = Object.assign({}, entry.data, { acknowledged: ack });
+          entry.selected = false;
+          rerender(entry, false);
+        }
+        allBox.input.checked = false;
+        bulkMsg.textContent = arr(res.acknowledged).length + ' acknowledged.';
+      } catch (e) {
+        if (ctx.alive && !(e instanceof V.Unauthorized)) bulkMsg.textContent = V.errText(e, 'Acknowledge');
+      } finally {
+        syncBulk();
+      }
+    }
+
     const freshBar = el('div', 'fresh-bar');
     freshBar.hidden = true;
     const freshBtn = V.button('', 'ghost small', () => V.fire(() => load(false)));
@@ -127,6 +173,14 @@
       const state = V.pick(a.state, STATES, 'open');
       const row = el('article', 'alert alert-row sev-' + sev + ' state-' + state);
       row.dataset.alertId = id;
+      if (!a.acknowledged) {
+        const sel = el('input', 'select-box');
+        sel.type = 'checkbox';
+        sel.checked = !!entry.selected;
+        sel.setAttribute('aria-label', 'Select alert ' + id);
+        sel.addEventListener('change', () => { entry.selected = sel.checked; syncBulk(); });
+        row.append(sel);
+      }
       row.dataset.state = state;
       row.dataset.acknowledged = a.acknowledged ? 'true' : 'false';
 
@@ -194,11 +248,13 @@
         const b = V.button('Resolve', 'resolve-button small ghost', () => V.fire(() => resolve(entry, b)));
         actions.append(b);
       }
+      const clipSlot = el('div', 'clip-slot');
+      actions.append(V.clipToggle('/api/alerts/' + enc(id) + '/clip.webm', 'vigil-' + id, clipSlot));
       const note = el('span', 'row-msg error-text');
       note.textContent = entry.note;
       note.hidden = !entry.note;
       actions.append(note);
-      main.append(actions);
+      main.append(actions, clipSlot);
       row.append(main);
       return row;
     }
@@ -269,9 +325,17 @@
       }
       if (filters.camera && str(a.camera) !== filters.camera) return;
       if (filters.severity && str(a.severity) !== filters.severity) return;
-      st.fresh++;
-      freshBtn.textContent = st.fresh + (st.fresh === 1 ? ' new alert change' : ' new alert changes') + ' · refresh';
-      freshBar.hidden = false;
+      const stateOk = !filters.state || a.state === filters.state || (filters.state === 'active' && a.state !== 'resolved');
+      if (!stateOk) return;
+      // A new alert: shown at the top at once (the page is live, no refresh needed).
+      const empty = list.querySelector('.empty');
+      if (empty) empty.remove();
+      const fresh = { data: Object.assign({}, a, { acknowledged: null }), row: null, note: '' };
+      fresh.row = renderRow(fresh);
+      fresh.row.classList.add('fresh');
+      st.rows.set(String(a.id), fresh);
+      list.prepend(fresh.row);
+      updateCount();
     }));
 
     V.fire(() => load(false));

@@ -150,6 +150,8 @@
     layout.append(live, side);
     root.append(layout);
 
+    const timeline = V.cameraTimeline(id, ctx);
+    root.append(timeline.node);
     const zoneEd = V.zoneEditor(frame, id, ctx);
     root.append(zoneEd.panel);
 
@@ -359,6 +361,7 @@
       await loadConfig();
       if (!ctx.alive) return;
       V.fire(zoneEd.reload);
+      V.fire(timeline.load);
       ctx.every(SNAPSHOT_MS, refreshSnapshot, false);
       ctx.every(STATUS_MS, loadStatus);
       ctx.every(CONFIG_MS, loadConfig, false);

@@ -112,6 +112,12 @@
       top.lastChild.append(facts.node, eventPanel.node);
       body.append(top);
 
+      const clipPanel = V.panel('Clip', 'packet-clip');
+      clipPanel.node.id = 'packet-clip';
+      clipPanel.note.textContent = 'the packet with the seconds around it, as recorded';
+      clipPanel.body.append(V.clipPlayer('/api/packets/' + enc(id) + '/clip.webm', 'vigil-' + id));
+      body.append(clipPanel.node);
+
       const promptPanel = V.panel('Prompt', 'packet-prompt');
       const promptPre = el('pre', 'raw-answer');
       promptPre.id = 'prompt-text';

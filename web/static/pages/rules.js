@@ -9,7 +9,7 @@
   const KINDS = ['label', 'prompt'];
   const COMMON = ['id', 'kind', 'cameras', 'severity', 'title', 'enabled'];
   const KIND_FIELDS = { label: ['label', 'min_count'], prompt: ['prompt', 'think'] };
-  const HIDDEN = ['v', 'type'];  // wire-format fields the server fills in itself
+  const HIDDEN = ['v', 'type', 'warning'];  // fields the server fills in itself (never sent back)
   const ID_RE = '[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}';
   const POLL_MS = 500;
   const ADHOC = '__adhoc__';
@@ -106,6 +106,15 @@
         cell(el('span', cams.length ? null : 'muted', cams.length ? cams.map((c) => V.cameraName(c)).join(', ') : 'all'));
         const cond = cell(el('span', 'condition', condition(r)));
         cond.className = 'wrap';
+        if (r.warning) {
+          const w = el('span', 'badge warn rule-warning', '⚠ cannot match');
+          w.title = str(r.warning);
+          cond.append(' ', w, el('span', 'rule-warning-text', str(r.warning)));
+        }
+        // Narrow screens: each cell says what it is (the table becomes cards).
+        ['', 'id', 'kind', 'title', 'severity', 'cameras', 'condition', ''].forEach((h, i) => {
+          if (tr.children[i] && h) tr.children[i].dataset.label = h;
+        });
         const actions = el('div', 'row-actions');
         const rp = V.button('Replay', 'small ghost', () => pickForReplay(str(r.id)));
         rp.title = 'Run this rule over stored packets';
@@ -290,11 +299,11 @@
           submit.disabled = true;
           V.setMsg(formMsg, 'Saving…', 'info');
           try {
-            if (editing) await api.put('/api/rules/' + enc(str(r.id)), body);
-            else await api.post('/api/rules', body);
+            const saved = obj(editing ? await api.put('/api/rules/' + enc(str(r.id)), body) : await api.post('/api/rules', body));
             if (!ctx.alive) return;
             closeEditor();
-            flash('Rule "' + body.id + '" ' + (editing ? 'saved.' : 'created.'), 'ok');
+            if (saved.warning) flash('Rule "' + body.id + '" ' + (editing ? 'saved' : 'created') + ', but: ' + str(saved.warning), 'warn');
+            else flash('Rule "' + body.id + '" ' + (editing ? 'saved.' : 'created.'), 'ok');
             await load();
           } catch (err) {
             if (!ctx.alive || err instanceof V.Unauthorized) return;

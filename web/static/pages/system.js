@@ -10,6 +10,86 @@
   const WORKER_ORDER = ['worker', 'pid', 'host', 'since'];
 
   let metricsFilter = '';  // kept while the user moves between pages
+  const HISTORY = 120;     // chart points kept (6 minutes at one per 3 s)
+  const history = [];      // samples survive leaving the page and coming back
+  const SVGNS = 'http://www.w3.org/2000/svg';
+
+  const sumOf = (rows, name, pred) => rows.filter((r) => r.name === name && (!pred || pred(r.labels)))
+    .reduce((a, r) => a + (Number.isFinite(r.value) ? r.value : 0), 0);
+
+  // Cumulative histogram buckets {le: count} summed over label sets.
+  function buckets(rows, name) {
+    const out = {};
+    for (const r of rows) if (r.name === name + '_bucket') out[r.labels.le] = (out[r.labels.le] || 0) + r.value;
+    return out;
+  }
+  function quantile(prev, cur, q) {
+    const les = Object.keys(cur).filter((k) => k !== '+Inf').map(Number).sort((a, b) => a - b);
+    const d = (le) => (cur[String(le)] || 0) - ((prev || {})[String(le)] || 0);
+    const total = (cur['+Inf'] || 0) - ((prev || {})['+Inf'] || 0);
+    if (!(total > 0)) return null;
+    for (const le of les) if (d(le) >= q * total) return le;
+    return les.length ? les[les.length - 1] : null;
+  }
+
+  // One chart sample from a /metrics scrape: rates from the change since the previous one.
+  function sample(rows, t) {
+    const s = {
+      t, packets: sumOf(rows, 'vigil_scheduler_packets_total'), events: sumOf(rows, 'vigil_analyzer_events_total'),
+      alerts: sumOf(rows, 'vigil_alerts_changes_total'), hooks: sumOf(rows, 'vigil_webhook_deliveries_total'),
+      queue: sumOf(rows, 'vigil_analyzer_group_lag_packets') + sumOf(rows, 'vigil_queue_pending_entries', (l) => l.queue === 'packets'),
+      lat: buckets(rows, 'vigil_analyzer_latency_seconds'),
+    };
+    const p = history[history.length - 1];
+    const dt = p ? t - p.t : 0;
+    const rate = (k) => (p && dt > 0 ? Math.max(0, (s[k] - p[k]) / dt) : null);
+    s.packetRate = rate('packets') === null ? null : rate('packets') * 60;
+    s.eventRate = rate('events') === null ? null : rate('events') * 60;
+    s.alertRate = rate('alerts') === null ? null : rate('alerts') * 60;
+    s.hookRate = rate('hooks') === null ? null : rate('hooks') * 60;
+    s.p50 = p ? quantile(p.lat, s.lat, 0.5) : null;
+    s.p95 = p ? quantile(p.lat, s.lat, 0.95) : null;
+    history.push(s);
+    while (history.length > HISTORY) history.shift();
+  }
+
+  const CHARTS = [
+    ['chart-packets', 'Packets / min', [['packetRate', 'packets']]],
+    ['chart-queue', 'Analyzer queue (packets)', [['queue', 'waiting']]],
+    ['chart-latency', 'Analyzer latency (s, ≤ bucket)', [['p50', 'p50'], ['p95', 'p95']]],
+    ['chart-events', 'Events / min', [['eventRate', 'events']]],
+    ['chart-alerts', 'Alert changes / min', [['alertRate', 'alerts'], ['hookRate', 'webhooks']]],
+  ];
+
+  function chart(id, title, series) {
+    const card = el('figure', 'chart');
+    card.id = id;
+    const last = el('span', 'chart-value');
+    const cap = el('figcaption', null, title + ' ');
+    cap.append(last);
+    const box = document.createElementNS(SVGNS, 'svg');
+    box.setAttribute('viewBox', '0 0 100 40');
+    box.setAttribute('preserveAspectRatio', 'none');
+    box.setAttribute('class', 'chart-svg');
+    const pts = history.map((h) => series.map(([k]) => h[k]));
+    const max = Math.max(1e-9, ...pts.flat().filter((v) => v !== null && Number.isFinite(v)));
+    series.forEach(([k], i) => {
+      const coords = [];
+      history.forEach((h, j) => {
+        const v = h[k];
+        if (v === null || !Number.isFinite(v)) return;
+        coords.push((history.length > 1 ? (j / (HISTORY - 1)) * 100 : 0).toFixed(2) + ',' + (38 - (v / max) * 34).toFixed(2));
+      });
+      const line = document.createElementNS(SVGNS, 'polyline');
+      line.setAttribute('points', coords.join(' '));
+      line.setAttribute('class', 'chart-line chart-line-' + i);
+      box.append(line);
+    });
+    const h = history[history.length - 1];
+    last.textContent = h ? series.map(([k, label]) => label + ' ' + (h[k] === null || !Number.isFinite(h[k]) ? '—' : V.fmtNum(h[k]))).join(' · ') : '';
+    card.append(cap, box);
+    return card;
+  }
 
   // Prometheus text format -> [{name, labels: {k: v}, value, raw}] (vigil_* only) and HELP texts.
   function parseMetrics(text) {
@@ -45,6 +125,16 @@
     const updated = el('span', 'note');
     head.append(el('h1', null, 'System'), ready, el('span', 'spacer'), updated);
     root.append(head);
+
+    const chartsPanel = V.panel('Charts', 'system-charts');
+    chartsPanel.node.id = 'system-charts';
+    chartsPanel.note.textContent = 'from /metrics every 3 s while this page is open';
+    root.append(chartsPanel.node);
+    function renderCharts() {
+      const grid = el('div', 'chart-grid');
+      for (const [id, title, series] of CHARTS) grid.append(chart(id, title, series));
+      chartsPanel.body.replaceChildren(grid);
+    }
 
     const top = el('div', 'system-grid');
     const readyPanel = V.panel('Stages', 'system-stages');
@@ -216,6 +306,8 @@
       if (met.status === 'fulfilled') {
         st.metrics = parseMetrics(met.value);
         renderMetrics();
+        sample(st.metrics.rows, Date.now() / 1000);
+        renderCharts();
       } else {
         const n = failure(met, 'Metrics');
         if (n) metricsBox.replaceChildren(n);

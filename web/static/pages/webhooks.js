@@ -100,7 +100,12 @@
       toggle.setAttribute('aria-expanded', 'false');
       toggle.className += ' deliveries-button';
       top.append(toggle);
-      if (V.isAdmin()) top.append(V.button('Delete', 'small danger', () => V.fire(() => removeHook(id))));
+      if (V.isAdmin()) {
+        // A signed "ping" delivery, whatever the endpoint's filter: checks URL, secret and receiver.
+        const test = V.button('Send test', 'small ghost test-delivery-button', () => V.fire(() => sendTest(id, test, body, toggle)));
+        test.title = 'Queue a signed ping delivery to this endpoint';
+        top.append(test, V.button('Delete', 'small danger', () => V.fire(() => removeHook(id))));
+      }
       card.append(top);
       card.append(el('div', 'webhook-url', str(h.url, '—')));
       const chips = el('div', 'chips');
@@ -125,7 +130,7 @@
 
     async function loadDeliveries(id, box) {
       try {
-        const res = await api.get('/api/webhooks/' + enc(id) + '/deliveries');
+        const res = await api.get('/api/webhooks/deliveries' + V.query({ endpoint: id, limit: 50 }));
         if (!ctx.alive || st.open.get(id) !== box) return;
         const rows = listOf(res);
         box.replaceChildren();
@@ -136,6 +141,22 @@
         box.replaceChildren(V.notice(e instanceof V.ApiError && e.missing && (e.detail === 'Not Found' || e.status === 405)
           ? 'Delivery history is not available on this server.' : V.errText(e, 'Loading deliveries'),
         e instanceof V.ApiError && e.missing ? 'warn' : 'error'));
+      }
+    }
+
+    async function sendTest(id, btn, body, toggle) {
+      btn.disabled = true;
+      try {
+        const res = obj(await api.post('/api/webhooks/' + enc(id) + '/ping'));
+        if (!ctx.alive) return;
+        flash('Test delivery ' + str(res.delivery) + ' queued to "' + id + '"; its result shows under Deliveries.', 'ok');
+        if (!st.open.has(id)) toggle.click();
+        else ctx.after(1500, () => loadDeliveries(id, body));
+        ctx.after(3000, () => (st.open.get(id) === body ? loadDeliveries(id, body) : null));
+      } catch (e) {
+        if (ctx.alive && !(e instanceof V.Unauthorized)) flash(V.errText(e, 'Test delivery'), 'error');
+      } finally {
+        btn.disabled = false;
       }
     }
 
@@ -175,7 +196,7 @@
       });
       const secretField = V.field('Secret', secretIn, 'signs each delivery; the server never shows it again');
       secretField.insertBefore(gen, secretField.lastChild);
-      const idIn = V.input('id', 'text', '', { maxlength: '64', spellcheck: 'false', placeholder: 'optional' });
+      const idIn = V.input('id', 'text', '', { maxlength: '64', spellcheck: 'false', placeholder: 'optional: made up if empty' });
       const events = [...new Set([...KNOWN_EVENTS, ...st.hooks.flatMap((h) => arr(h.events).map(str))])];
       const eventsIn = V.input('events', 'text', KNOWN_EVENTS.join(', '), { spellcheck: 'false' });
       const eventsField = V.field('Events', eventsIn, 'comma-separated');
@@ -260,7 +281,7 @@
       btn.disabled = true;
       btn.textContent = 'Replaying…';
       try {
-        await api.post('/api/webhooks/dead-letters/' + enc(id) + '/replay');
+        await api.post('/api/webhooks/dead-letters/replay', { ids: [id] });
         if (!ctx.alive) return;
         flash('Delivery ' + id + ' queued again.', 'ok');
         await loadDead();
