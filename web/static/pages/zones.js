@@ -62,6 +62,8 @@
       V.setMsg(msg, '');
       st.drawing = [];
       frame.classList.add('drawing');
+      frame.scrollIntoView({ block: 'nearest' });  // the picture to draw on, in view
+      V.setMsg(msg, 'Click on the image to place the corners, then “Close shape”.', 'info');
       render();
     }
 
