@@ -74,6 +74,11 @@
         return str(r.label, '?') + (n !== null && n > 1 ? ' ≥ ' + n : '');
       }
       if (r.kind === 'prompt') return '“' + str(r.prompt) + '”' + (r.think ? ' (think)' : '');
+      const zones = arr(r.zones).length ? ' in ' + arr(r.zones).join(', ') : '';
+      if (r.kind === 'zone') return 'motion' + (zones || ' in (no zone)') + (r.label ? ' with ' + str(r.label) : '');
+      if (r.kind === 'motion') return 'motion ≥ ' + V.pct(num(r.min_area) || 0) + zones;
+      if (r.kind === 'count') return str(r.label, '?') + ' count ' + str(r.min, 1) + (r.max !== null && r.max !== undefined ? '–' + r.max : '+');
+      if (r.kind === 'dwell') return (str(r.label) || 'motion') + ' stays ' + str(r.min_s, 30) + ' s' + zones;
       // Unknown kinds: their own fields, as compact JSON.
       const rest = {};
       for (const [k, v] of Object.entries(r)) if (!COMMON.includes(k) && !HIDDEN.includes(k)) rest[k] = v;
