@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-STAGES = ("ingest", "scheduler", "analyzer", "alerts", "web")
+STAGES = ("ingest", "scheduler", "analyzer", "alerts", "recorder", "web")
 LAYERS = ("vigil", *STAGES, "bus")
 
 
