@@ -53,7 +53,10 @@ def encode_webm(jpegs: list[bytes], walls: list[float], *, bitrate: int = 300_00
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     stream.time_base = MS
     stream.bit_rate = bitrate
-    stream.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    # One thread, fastest realtime preset: measured here 1.4 ms a frame at 448x252; the
+    # codec's default thread pool made the same clip take 20x the CPU on a busy 2-core host.
+    stream.codec_context.thread_count = 1
+    stream.options = {"deadline": "realtime", "cpu-used": "16", "lag-in-frames": "0", "auto-alt-ref": "0"}
     t0 = walls[0]
     last_pts = -1
     for jpeg, wall in zip(jpegs, walls):

@@ -201,7 +201,7 @@ async def test_slow_then_failing_model_backend(media, tmp_path: Path, free_port:
     assert slow_snap.get("skipped_stale", 0) > 0, slow_snap
     assert end_snap["skipped_stale"] > slow_snap["skipped_stale"], (slow_snap, end_snap)
     assert end_snap.get("circuit_opened", 0) >= 1, end_snap  # the breaker spared the failing server
-    stale_lines = [ln for ln in prom.splitlines() if ln.startswith("vigil_analyzer_skipped_stale_total")]
+    stale_lines = [ln for ln in prom.splitlines() if ln.startswith("vigil_analyzer_skipped_stale_packets_total")]
     assert stale_lines and float(stale_lines[0].split()[-1]) == pytest.approx(end_snap["skipped_stale"], abs=3)
     # Fast alerts went out from onset evidence while the model was slow, and while it failed.
     assert any(t_slow < at < t_fail for at, _ in onsets), [(round(a - t_slow, 1), m["state"]) for a, m in alerts]
