@@ -6,6 +6,7 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response
 
+from bus.connection import Bus
 from bus.names import ID_PATTERN
 from bus.registry import Registry
 from bus.zones import AreasInput, ZoneStore
@@ -16,7 +17,7 @@ from web.deps import Access
 CameraId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 
 
-def zones_router(bus, access: Access) -> APIRouter:
+def zones_router(bus: Bus, access: Access) -> APIRouter:
     r = APIRouter(prefix="/api/cameras", tags=["cameras"])
     Viewer = Annotated[Principal, Depends(access.viewer)]
     Admin = Annotated[Principal, Depends(access.admin)]
