@@ -275,6 +275,15 @@ class RuleMatch(msgspec.Struct, kw_only=True):
     evidence: str
 
 
+class Detection(msgspec.Struct, kw_only=True):
+    """One object an object detector found in one frame of a packet."""
+
+    label: str  # COCO class name ("person", "car", ...), or "moving object" for motion nothing explained
+    score: float  # 0..1
+    box: list[float]  # [x, y, w, h] normalised to 0..1 of the frame, like motion boxes
+    frame: int = 0  # index into the packet's (and the event's) frames
+
+
 class EventFrame(msgspec.Struct, kw_only=True):
     ts: float
     temporal_id: int
@@ -293,6 +302,9 @@ class Event(msgspec.Struct, kw_only=True, tag="event", tag_field="type"):
     labels: list[str]
     counts: dict[str, int] = {}
     motion: MotionSummary
+    # Boxes of what a detector found (the cpu backend), per analysed frame; empty for models
+    # that name objects without positions.
+    objects: list[Detection] = []
     rules: list[RuleMatch] = []
     backend: str
     model: str
