@@ -284,6 +284,9 @@ def _backend_extra(backend: Backend) -> dict[str, object]:
         out["circuit_opened"] = breaker.opened_count
     if hasattr(backend, "retries"):
         out["retries"] = backend.retries
+    info = getattr(backend, "info", None)
+    if callable(info):
+        out.update(info())  # e.g. the cpu backend's detector, and whether it is a fallback
     return out
 
 

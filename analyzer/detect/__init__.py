@@ -1,0 +1,13 @@
+"""Object detection for the cpu backend (and any onset path): a COCO model, HOG as fallback.
+
+    detector = open_detector("nanodet")          # analyzer/detect/detector.py
+    per_frame = await detector.detect(jpegs)     # [[Detection(label, score, box, frame)], ...]
+    counts(per_frame)                            # {"person": 3, "car": 1}
+
+The model is fetched, verified and converted once by `vigil setup-detector` (setup.py) into a
+cache outside the repository (store.py); nanodet.py runs and decodes it on OpenCV DNN.
+"""
+
+from analyzer.detect.detector import Detector, HogDetector, ObjectDetector, counts, open_detector
+
+__all__ = ["Detector", "HogDetector", "ObjectDetector", "counts", "open_detector"]
