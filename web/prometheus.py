@@ -70,6 +70,20 @@ def _buckets(le: list, counts: list) -> list[tuple[str, float]]:
     return [(repr(float(b)), float(c)) for b, c in zip(le, counts)]
 
 
+async def analyzer_snapshots(bus: Bus) -> list[dict]:
+    """The metrics snapshot every analyzer worker publishes (analyzer/metrics.py), any host."""
+    out = []
+    async for key in bus.r.scan_iter(match=bus.keys.analyzer_metrics_pattern, count=200):
+        raw = await bus.r.get(key)
+        try:
+            snap = msgspec.json.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            continue
+        if isinstance(snap, dict):
+            out.append(snap)
+    return sorted(out, key=lambda s: str(s.get("worker", "")))
+
+
 async def collect_families(bus: Bus, registry: Registry, workers: dict[str, list], queues: dict[str, dict],
                            local: dict[str, float]) -> list:
     fams: list = []
@@ -119,12 +133,7 @@ async def collect_families(bus: Bus, registry: Registry, workers: dict[str, list
     ag = {f: GaugeMetricFamily(n, h, labels=labels) for f, n, h in ANALYZER_GAUGES}
     ac = {f: CounterMetricFamily(n, h, labels=labels) for f, n, h in ANALYZER_COUNTERS}
     ah = {f: _histogram(n, h, labels) for f, n, h in ANALYZER_HISTOGRAMS}
-    async for key in bus.r.scan_iter(match=bus.keys.analyzer_metrics_pattern, count=200):
-        raw = await bus.r.get(key)
-        try:
-            snap = msgspec.json.decode(raw) if raw else {}
-        except msgspec.DecodeError:
-            continue
+    for snap in await analyzer_snapshots(bus):
         lv = [str(snap.get("worker", "?")), str(snap.get("backend", "?"))]
         for field, fam in ag.items():
             if (v := _num(snap.get(field))) is not None:

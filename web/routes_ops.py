@@ -14,7 +14,7 @@ from bus.registry import Registry
 from web.auth import Principal
 from web.body import json_response
 from web.deps import Access
-from web.prometheus import collect_families
+from web.prometheus import analyzer_snapshots, collect_families
 
 
 class _Snapshot:
@@ -55,6 +55,13 @@ async def queue_stats(bus: Bus) -> dict[str, dict]:
     return out
 
 
+def analyzer_summary(snap: dict) -> dict:
+    """What /api/system shows of an analyzer worker: backend, model and, for cpu, the detector
+    in use (and, when it is the HOG fallback, why)."""
+    keys = ("worker", "backend", "model", "detector", "events", "queue_depth", "in_flight", "latency_ms", "circuit")
+    return {k: snap[k] for k in keys if k in snap}
+
+
 def ops_router(bus: Bus, access: Access, local_gauges: Callable[[], dict[str, float]] | None = None) -> APIRouter:
     r = APIRouter(tags=["operations"])
     Viewer = Annotated[Principal, Depends(access.viewer)]
@@ -74,7 +81,9 @@ def ops_router(bus: Bus, access: Access, local_gauges: Callable[[], dict[str, fl
 
     @r.get("/api/system")
     async def system(who: Viewer) -> Response:
-        return json_response({"stages": await stage_workers(bus), "queues": await queue_stats(bus), "time": time.time()})
+        analyzers = [analyzer_summary(snap) for snap in await analyzer_snapshots(bus)]
+        return json_response({"stages": await stage_workers(bus), "queues": await queue_stats(bus),
+                              "analyzers": analyzers, "time": time.time()})
 
     @r.get("/metrics")
     async def metrics(who: Viewer) -> Response:

@@ -102,9 +102,10 @@ class CpuBackend(Backend):
 
     def _model_name(self) -> str:
         d = self.detector
-        parts = ([d.name + ("-fallback" if d.fallback else "")] if d else []) + \
-            [f"haar-{k}" for k in self.cascades] + (["ocr"] if self.s.ocr else [])
-        return "+".join(parts) if parts else "opencv-motion"
+        rest = [f"haar-{k}" for k in self.cascades] + (["ocr"] if self.s.ocr else [])
+        if d is None:
+            return "opencv-" + "+".join(rest or ["motion"])
+        return "+".join([d.name + ("-fallback" if d.fallback else "")] + rest)
 
     async def start(self) -> None:
         for label, path in self.cascades.items():

@@ -144,6 +144,10 @@
     top.append(readyPanel.node, queuePanel.node);
     root.append(top);
 
+    const analyzersPanel = V.panel('Analyzers', 'system-analyzers');
+    analyzersPanel.node.id = 'system-analyzers';
+    root.append(analyzersPanel.node);
+
     const workersPanel = V.panel('Workers', 'system-workers');
     workersPanel.node.id = 'system-workers';
     root.append(workersPanel.node);
@@ -242,6 +246,26 @@
       }));
     }
 
+    // Backend and model per analyzer worker; for the cpu backend, which detector runs and,
+    // when it is the HOG fallback, why (the object model is missing or did not load).
+    function renderAnalyzers(sys) {
+      const rows = arr(obj(sys).analyzers).filter(V.isObj);
+      const body = analyzersPanel.body;
+      analyzersPanel.note.textContent = rows.length + (rows.length === 1 ? ' worker' : ' workers');
+      if (!rows.length) { body.replaceChildren(el('p', 'muted', 'No analyzer has reported.')); return; }
+      body.replaceChildren(...rows.map((a) => {
+        const d = obj(a.detector);
+        const row = el('div', 'stat-row analyzer-row');
+        row.dataset.worker = str(a.worker);
+        row.append(el('span', 'stat-name', str(a.worker)), el('span', 'chip', str(a.backend)), el('span', null, str(a.model)));
+        if (d.name) {
+          row.append(el('span', 'badge ' + (d.fallback ? 'warn' : 'yes'), d.fallback ? 'HOG fallback' : 'detector: ' + str(d.name)));
+          if (d.fallback && d.reason) row.append(el('span', 'muted analyzer-reason', str(d.reason)));
+        }
+        return row;
+      }));
+    }
+
     // ---- metrics -------------------------------------------------------------------
 
     function renderMetrics() {
@@ -298,7 +322,7 @@
       const rzData = rz.status === 'fulfilled' ? obj(rz.value) : null;
       renderReady(rzData, sysData);
       if (rz.status === 'rejected') { const n = failure(rz, 'Readiness'); if (n) readyPanel.body.prepend(n); }
-      if (sysData) { renderQueues(sysData); renderWorkers(sysData); } else {
+      if (sysData) { renderQueues(sysData); renderAnalyzers(sysData); renderWorkers(sysData); } else {
         const n = failure(sys, 'System status');
         queuePanel.body.replaceChildren(...(n ? [n] : []));
         workersPanel.body.replaceChildren(...(n ? [n.cloneNode(true)] : []));
