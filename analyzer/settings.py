@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from analyzer.detect.coco import CCTV_LABELS, COCO_LABELS
 
 
 class CpuBackendSettings(BaseModel):
@@ -15,8 +17,9 @@ class CpuBackendSettings(BaseModel):
                                "installs, OpenCV's HOG people detector while it is missing; hog: HOG only; none: no detector")
     model_path: str = Field("", description="an ONNX file of the object model; empty: the one `vigil setup-detector` cached")
     score_threshold: float = Field(0.4, ge=0.05, le=0.99, description="object model: score a detection must reach")
-    labels: list[str] = Field(default_factory=list, description="object model: COCO labels to report (e.g. [person, car]); "
-                                                                "empty: all 80")
+    labels: list[str] = Field(default_factory=lambda: list(CCTV_LABELS),
+                              description="object model: COCO labels to report; default: people, vehicles, animals and "
+                                          "carried bags (indoor classes fire on CCTV clutter); [all]: all 80")
     threads: int = Field(0, ge=0, le=256, description="detector worker threads; 0: every core this process may use")
     frames: int = Field(3, ge=1, le=6, description="frames per packet the detectors look at: the CPU budget per packet "
                                                    "(~60-110 ms per frame for the object model on one core)")
@@ -32,6 +35,14 @@ class CpuBackendSettings(BaseModel):
     ocr: bool = Field(False, description="read text with rapidocr (the 'ocr' extra); label 'text'")
     upscale_to: int = Field(800, ge=256, le=1920, description="HOG: frames are enlarged to this width (people >= 128 px tall)")
     hit_threshold: float = Field(0.3, description="HOG SVM margin a detection must exceed")
+
+    @field_validator("labels")
+    @classmethod
+    def _coco(cls, labels: list[str]) -> list[str]:
+        unknown = sorted(set(labels) - set(COCO_LABELS) - {"all"})
+        if unknown:
+            raise ValueError(f"not COCO labels: {unknown} (use COCO names such as 'person', 'traffic light', or [all])")
+        return labels
 
 
 class ThinkingSettings(BaseModel):

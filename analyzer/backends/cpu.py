@@ -151,6 +151,7 @@ class CpuBackend(Backend):
             return []
         return await self.detector.detect([packet.frames[i].jpeg for i in idx], idx)
 
+
     def _extras(self, packet: Packet, idx: list[int]) -> tuple[dict[str, int], list[str]]:
         """Haar cascade counts and OCR text (newest frame), when configured."""
         found: dict[str, int] = {}

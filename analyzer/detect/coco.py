@@ -16,3 +16,12 @@ COCO_LABELS: tuple[str, ...] = (
 
 VEHICLES = frozenset({"bicycle", "car", "motorcycle", "bus", "train", "truck", "boat", "airplane"})
 ANIMALS = frozenset({"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"})
+
+# What the cpu backend reports unless analyzer.cpu.labels says otherwise: what security cameras
+# are for (Frigate tracks only `person` by default). Indoor and small-object classes fire on
+# CCTV clutter: cars seen from above become "cell phone", "kite", "boat" or "cup".
+CCTV_LABELS: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "bus", "train", "truck",
+    "bird", "cat", "dog", "horse", "sheep", "cow", "bear",
+    "backpack", "umbrella", "handbag", "suitcase",
+)

@@ -89,10 +89,11 @@ class ObjectDetector(Detector):
         self.model = model
         self.name = model.name
         self.threshold = threshold
-        wanted = set(labels)
+        names = list(labels)
+        wanted = set() if "all" in names else set(names)  # empty: every label
         unknown = wanted - set(COCO_LABELS)
         if unknown:
-            raise ValueError(f"analyzer.cpu.labels: not COCO labels: {sorted(unknown)}")
+            raise ValueError(f"analyzer.cpu.labels: not COCO labels: {sorted(unknown)} (or [all])")
         self.wanted = wanted
 
     def detect_image(self, bgr: np.ndarray) -> list[Detection]:

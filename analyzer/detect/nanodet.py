@@ -89,7 +89,7 @@ def decode(outs: dict[str, np.ndarray], scale: float, width: int, height: int, t
     keep = [keep[i] for i in _nms_index(xywh[keep], score[keep], 0.85)]
     out = []
     for i in keep:
-        x, y, w, h = xywh[i]
+        x, y, w, h = (float(v) for v in xywh[i])  # plain floats: they go into msgpack and JSON
         out.append((int(cls[i]), float(score[i]), [x / width, y / height, w / width, h / height]))
     return out
 
