@@ -48,6 +48,9 @@ async def test_finds_people_and_vehicles_on_vtest(model, vtest):
     b = CpuBackend(CpuBackendSettings(), concurrency=2)
     out = await _run(b, packets, rules)
     assert b.model == "nanodet-g-416" and b.info()["detector"]["fallback"] is False
+    from analyzer.service import _backend_extra
+
+    assert _backend_extra(b)["detector"]["name"] == "nanodet-g-416"  # into the metrics snapshot, /api/system
     for a in out:
         # Five to six people in every frame (checked by eye), the parked van and car top right.
         assert a.counts.get("person", 0) >= 4, a.summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -202,7 +204,14 @@ async def test_readyz_metrics_and_system(api):
     assert 'vigil_camera_frames_dropped_total{camera="lot"} 1.0' in text
     assert 'vigil_stage_workers{stage="analyzer"} 1.0' in text
     system = (await client.get("/api/system", headers=h(VIEWER))).json()
-    assert set(system["queues"]) == {"packets", "events"}
+    assert set(system["queues"]) == {"packets", "events"} and system["analyzers"] == []
+    # An analyzer worker's snapshot says which detector runs (here the HOG fallback, and why).
+    snap = {"worker": "w1", "backend": "cpu", "model": "opencv-hog-fallback", "events": 3, "latency_ms": {"p50": 1.0},
+            "detector": {"name": "opencv-hog", "fallback": True, "reason": "object model not installed", "threads": 2}}
+    await bus.r.set(bus.keys.analyzer_metrics("w1"), json.dumps(snap), ex=10)
+    [a] = (await client.get("/api/system", headers=h(VIEWER))).json()["analyzers"]
+    assert a["model"] == "opencv-hog-fallback" and a["detector"]["fallback"] is True
+    assert a["detector"]["reason"] == "object model not installed"
 
 
 async def test_oversized_bodies_and_security_headers(api):
