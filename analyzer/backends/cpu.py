@@ -32,6 +32,7 @@ _local = threading.local()
 CANNOT = ("the cpu backend cannot evaluate natural-language rules; set analyzer.backend to "
           "minicpm or openai to have this rule answered")
 MOVING = "moving object"
+MOVING_MAX_AREA = 0.4
 
 
 def cascade_path(name: str) -> str:
@@ -176,7 +177,8 @@ class CpuBackend(Backend):
         for label, n in found.items():
             if n:
                 counts[label] = max(counts.get(label, 0), n)
-        if self.s.moving_objects and self.detector is not None:
+        # Motion over much of the view is the camera moving or a scene cut, not objects.
+        if self.s.moving_objects and self.detector is not None and packet.motion.area <= MOVING_MAX_AREA:
             n = unexplained(packet.motion.boxes, [d for f in per_frame for d in f])
             if n:
                 counts[MOVING] = n

@@ -184,6 +184,25 @@
       return fig;
     }
 
+    // The detector's boxes (cpu backend) on the frames they were found in, labelled.
+    function drawObjects(objects) {
+      body.querySelectorAll('.object-box').forEach((n) => n.remove());
+      for (const o of objects) {
+        const fb = body.querySelector('.packet-frame[data-index="' + String(num(o.frame) || 0) + '"] .frame-box');
+        const [x, y, bw, bh] = arr(o.box).map(Number);
+        if (!fb || ![x, y, bw, bh].every(Number.isFinite)) continue;
+        const r = el('div', 'object-box');
+        const left = clamp01(x), topv = clamp01(y);
+        r.style.left = (left * 100).toFixed(3) + '%';
+        r.style.top = (topv * 100).toFixed(3) + '%';
+        r.style.width = (clamp01(left + bw) - left) * 100 + '%';
+        r.style.height = (clamp01(topv + bh) - topv) * 100 + '%';
+        const score = num(o.score);
+        r.append(el('span', 'object-tag', str(o.label) + (score !== null ? ' ' + Math.round(score * 100) + '%' : '')));
+        fb.append(r);
+      }
+    }
+
     async function loadEvent(eventId, eventPanel, pre) {
       let data;
       try {
@@ -212,6 +231,7 @@
       }
       if (!chips.childElementCount) chips.append(el('span', 'muted', 'no labels'));
       b.append(el('h3', null, 'Labels'), chips);
+      drawObjects(arr(ev.objects).filter(V.isObj));
 
       b.append(el('h3', null, 'Rules'));
       const rules = arr(ev.rules).filter(V.isObj);
@@ -228,7 +248,7 @@
         order: ['backend', 'model', 'latency_ms', 'visual_tokens', 'status', 'start', 'end', 'reason'],
         labels: { latency_ms: 'latency', visual_tokens: 'visual tokens' },
         fmt: { latency_ms: (v) => (num(v) !== null ? Math.round(v) + ' ms' : null) },
-        skip: ['id', 'camera', 'packet_id', 'summary', 'labels', 'counts', 'rules', 'frames', 'raw', 'motion', 'v', 'type'],
+        skip: ['id', 'camera', 'packet_id', 'summary', 'labels', 'counts', 'rules', 'frames', 'raw', 'motion', 'objects', 'v', 'type'],
       }));
       if (typeof ev.raw === 'string' && (pre.textContent === '(no answer yet)' || !pre.textContent)) pre.textContent = ev.raw || '(empty)';
     }
