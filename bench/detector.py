@@ -8,7 +8,8 @@ frames (a point on the body, in source pixels). Frames are prepared the way inge
 not yet taken (strongest detections first); one holding only a point marked "optional" (a
 person seen through a window, legs at the frame's edge) counts neither way; any other
 detection of that kind is a false positive. One thread (cv2.setNumThreads(1)) for every
-detector. The baseline is OpenCV's HOG people detector (the fallback), measured in the same run.
+detector; ms per frame is the median over frames of the best of 3 runs. The baseline is OpenCV's
+HOG people detector (the fallback), measured in the same run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analyzer.detect import store  # noqa: E402
 from analyzer.detect.coco import VEHICLES  # noqa: E402
-from analyzer.detect.detector import HogDetector, ObjectDetector  # noqa: E402
+from analyzer.detect.detector import HogDetector, ObjectDetector, allowed_cores  # noqa: E402
 from analyzer.detect.nanodet import NanoDet  # noqa: E402
 from ingest.prepare import fit_within  # noqa: E402
 
@@ -120,9 +121,12 @@ def run(name: str, detector, data) -> dict:
     ms: list[float] = []
     for _label, bgr, marks, size in data:
         detector.detect_image(bgr)  # warm caches once per frame size
-        t0 = time.perf_counter()
-        dets = detector.detect_image(bgr)
-        ms.append((time.perf_counter() - t0) * 1000)
+        best = float("inf")
+        for _ in range(3):  # best of 3: the cost of the work, not of whatever else shares the cores
+            t0 = time.perf_counter()
+            dets = detector.detect_image(bgr)
+            best = min(best, time.perf_counter() - t0)
+        ms.append(best * 1000)
         h, f = match([d for d in dets if d.label == "person"], marks.people, list(marks.optional), size)
         people, found, fp = people + len(marks.people), found + h, fp + f
         h, f = match([d for d in dets if d.label in VEHICLES], list(marks.vehicles), [], size)
@@ -130,6 +134,21 @@ def run(name: str, detector, data) -> dict:
     n = len(data)
     return {"name": name, "people": people, "found": found, "recall": found / people, "fp": fp / n,
             "veh": veh, "vfound": vfound, "vfp": vfp / n, "ms": statistics.median(ms), "frames": n}
+
+
+def throughput(detector, jpegs: list[bytes]) -> float:
+    import asyncio
+
+    async def go() -> float:
+        await detector.detect(jpegs[:2])
+        t0 = time.perf_counter()
+        await detector.detect(jpegs)
+        return len(jpegs) / (time.perf_counter() - t0)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        detector.close()
 
 
 def main() -> int:
@@ -162,6 +181,12 @@ def main() -> int:
                   f"{r['vfound']:>7}/{r['veh']:<7} {r['vfp']:>9.2f} {r['ms']:>9.1f}")
     base = rows[0]
     default = next((r for r in rows[1:] if r["name"].endswith("@ 0.4")), rows[1])
+    cores = allowed_cores()
+    jpegs = [cv2.imencode(".jpg", f[1])[1].tobytes() for f in every] * 2
+    fps = {n: throughput(ObjectDetector(model, 0.4, threads=n), jpegs) for n in sorted({1, cores})}
+    print(f"\nthroughput through detect() ({len(jpegs)} JPEG frames at once, the pool spreading them): " +
+          ", ".join(f"{n} thread{'s' if n > 1 else ''}: {v:.1f} frames/s" for n, v in fps.items()) +
+          (f"  RATIO {cores} / 1 = {fps[cores] / fps[1]:.2f}x" if cores > 1 else ""))
     print(f"\nRATIO {default['name']} / HOG: people found {default['found'] / max(1, base['found']):.2f}x, "
           f"ms per frame {default['ms'] / base['ms']:.2f}x")
     ok = default["recall"] >= 0.9 and default["fp"] <= 0.3 and default["ms"] <= 120
