@@ -8,6 +8,17 @@ The model is fetched, verified and converted once by `vigil setup-detector` (set
 cache outside the repository (store.py); nanodet.py runs and decodes it on OpenCV DNN.
 """
 
-from analyzer.detect.detector import Detector, HogDetector, ObjectDetector, counts, open_detector
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Detector", "HogDetector", "ObjectDetector", "counts", "open_detector"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the settings import coco.py, and loading the config must not pull in OpenCV.
+    if name in __all__:
+        from analyzer.detect import detector
+
+        return getattr(detector, name)
+    raise AttributeError(name)

@@ -185,37 +185,41 @@ def _install(onnx_file: Path, directory: Path, seconds: float) -> store.Installe
 def _run(cmd: list[str], cwd: Path, progress: Progress, what: str, env: dict | None = None, timeout: float = 900,
          echo: tuple[str, ...] = ()) -> str:
     """Run a tool; lines starting with `echo` go to progress, and a heartbeat every 15 s shows
-    that a long step is alive. A failure becomes a SetupError with the tool's last lines."""
+    that a long step is alive (and stops it past `timeout`). A failure becomes a SetupError with
+    the tool's last lines."""
     started = time.monotonic()
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(15):
-            progress(f"   ... {what}: {time.monotonic() - started:.0f} s")
-
-    ticker = threading.Thread(target=beat, daemon=True)
-    ticker.start()
-    lines: list[str] = []
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 stdin=subprocess.DEVNULL)
     except OSError as exc:
-        done.set()
         raise SetupError(f"{what} could not start: {exc.strerror}") from None
+    done = threading.Event()
+    expired = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(15):
+            if time.monotonic() - started > timeout:
+                expired.set()
+                proc.kill()
+                return
+            progress(f"   ... {what}: {time.monotonic() - started:.0f} s")
+
+    threading.Thread(target=beat, daemon=True).start()
+    lines: list[str] = []
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.rstrip())
             if echo and line.lstrip().startswith(echo):
                 progress("   " + line.strip())
-            if time.monotonic() - started > timeout:
-                proc.kill()
-                raise SetupError(f"{what} took longer than {timeout:.0f} s; stopped")
         rc = proc.wait()
     finally:
         done.set()
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+    if expired.is_set():
+        raise SetupError(f"{what} took longer than {timeout:.0f} s; stopped")
     if rc != 0:
         tail = "\n".join("   " + x for x in lines[-8:])
         raise SetupError(f"{what} failed (exit {rc}):\n{tail}")
