@@ -140,10 +140,10 @@ class CpuBackend(Backend):
     ) -> list[Analysis]:
         rules_by_camera = rules_by_camera or {}
         picks = [_pick(len(p.frames), self.s.frames) for p in packets]
-        found = await asyncio.gather(*(self._detect(p, idx) for p, idx in zip(packets, picks)))
         loop = asyncio.get_running_loop()
-        extras = await asyncio.gather(*(loop.run_in_executor(self._pool, self._extras, p, idx)
-                                        for p, idx in zip(packets, picks)))
+        found, extras = await asyncio.gather(
+            asyncio.gather(*(self._detect(p, idx) for p, idx in zip(packets, picks))),
+            asyncio.gather(*(loop.run_in_executor(self._pool, self._extras, p, idx) for p, idx in zip(packets, picks))))
         return [self._analysis(p, dets, extra, rules_by_camera.get(p.camera, []))
                 for p, dets, extra in zip(packets, found, extras)]
 
@@ -151,7 +151,6 @@ class CpuBackend(Backend):
         if self.detector is None:
             return []
         return await self.detector.detect([packet.frames[i].jpeg for i in idx], idx)
-
 
     def _extras(self, packet: Packet, idx: list[int]) -> tuple[dict[str, int], list[str]]:
         """Haar cascade counts and OCR text (newest frame), when configured."""

@@ -11,9 +11,9 @@
 4. The ONNX file and its manifest go into the cache directory; the throwaway environment and
    the download are deleted.
 
-About 3 minutes the first time on 2 cores (most of it installing TensorFlow into the
-throwaway environment: ~0.6 GB downloaded, ~1.5 GB on disk while it runs); a second run finds
-the cached model and returns at once.
+About 1-2 minutes the first time on 2 cores (50-110 s measured; most of it installing
+TensorFlow into the throwaway environment: ~0.25 GB downloaded, ~1.5 GB on disk while it runs);
+a second run finds the cached model and returns at once.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _convert(work: Path, graph: Path, progress: Progress) -> Path:
     progress("creating a throwaway environment for the conversion tools ...")
     _run([python, "-m", "venv", str(venv)], work, progress, "python -m venv")
     py = venv / "bin" / "python"
-    progress(f"installing {', '.join(CONVERT_TOOLS[:4])} into it (~0.6 GB, about 2 minutes) ...")
+    progress(f"installing {', '.join(CONVERT_TOOLS[:4])} into it (~0.25 GB download, about a minute) ...")
     # The project's constraints must not reach this environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_CONSTRAINT")}
     _run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *CONVERT_TOOLS],
