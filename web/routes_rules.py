@@ -14,6 +14,7 @@ from bus.messages import PromptRule, Rule
 from bus.names import ID_PATTERN
 from bus.registry import Registry
 from web.body import convert, read_object
+from web.prometheus import analyzer_snapshots
 
 RuleId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 
@@ -36,16 +37,7 @@ CPU_ONLY = ("no analyzer runs a model (every live analyzer worker uses the cpu b
 
 async def analyzer_backends(bus: Bus) -> set[str]:
     """Backends of the analyzer workers alive now (from their metrics snapshots)."""
-    out: set[str] = set()
-    async for key in bus.r.scan_iter(match=bus.keys.analyzer_metrics_pattern, count=200):
-        raw = await bus.r.get(key)
-        try:
-            snap = msgspec.json.decode(raw) if raw else {}
-        except msgspec.DecodeError:
-            continue
-        if isinstance(snap, dict) and snap.get("backend"):
-            out.add(str(snap["backend"]))
-    return out
+    return {str(snap["backend"]) for snap in await analyzer_snapshots(bus) if snap.get("backend")}
 
 
 async def warnings_for(bus: Bus, rules: list[Rule]) -> dict[str, str]:
