@@ -12,7 +12,8 @@ from datetime import datetime, time as dtime
 from zoneinfo import ZoneInfo
 
 from bus.messages import (
-    CountRule, DwellRule, Event, LabelRule, MotionRule, MotionSummary, Packet, PromptRule, Rule, TimeWindow, ZoneRule,
+    CountRule, DwellRule, Event, LabelRule, MotionRule, MotionSummary, Packet, PromptRule, Rule, RuleMatch, TimeWindow,
+    ZoneRule,
 )
 
 
@@ -69,15 +70,24 @@ def _where(rule: Rule, motion: MotionSummary) -> str:
     return f" in zone {', '.join(hit)}" if hit else ""
 
 
-def condition(rule: Rule, event: Event) -> Verdict:
+def verdicts_of(event: Event) -> dict[str, RuleMatch]:
+    """The event's per-rule results by rule id (the first of each), built once per event so
+    evaluating every rule stays linear in the number of rules."""
+    out: dict[str, RuleMatch] = {}
+    for r in event.rules:
+        out.setdefault(r.rule, r)
+    return out
+
+
+def condition(rule: Rule, event: Event, verdicts: dict[str, RuleMatch] | None = None) -> Verdict:
     """Does this one event satisfy the rule (before streaks, dwell time and cooldowns)?"""
     m = event.motion
     if not _zones_hit(rule, m):
         return Verdict(False, True, "motion outside the rule's zones")
     if isinstance(rule, PromptRule):
-        for r in event.rules:
-            if r.rule == rule.id:
-                return Verdict(r.match, True, r.evidence or event.summary)
+        r = (verdicts if verdicts is not None else verdicts_of(event)).get(rule.id)
+        if r is not None:
+            return Verdict(r.match, True, r.evidence or event.summary)
         why = "the backend gave no verdict for this rule" if event.status == "ok" else f"analysis {event.status}"
         return Verdict(False, False, why)
     if isinstance(rule, LabelRule):

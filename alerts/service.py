@@ -31,7 +31,7 @@ from alerts import lifecycle
 from alerts.channels import Channel
 from alerts.leader import Leader
 from alerts.locks import ScopeLocks
-from alerts.rules import Verdict, applies, condition, in_schedule, onset_evidence, scope
+from alerts.rules import Verdict, applies, condition, in_schedule, onset_evidence, scope, verdicts_of
 from alerts.settings import AlertsSettings
 from alerts.webhooks import WebhookChannel, seed_endpoints
 from bus import messages
@@ -209,18 +209,21 @@ class AlertsService:
 
     # -- phase two and ordinary rules: events -------------------------------------------------
     async def on_event(self, event: Event) -> None:
+        verdicts = verdicts_of(event)
         for rule in list(self.rules.values()):
             if not applies(rule, event.camera):
                 continue
             sc = scope(rule, event.camera)
             async with self.locks.hold(self.bus.keys.alert_lock(rule.id, sc)):
-                await self._evaluate(rule, sc, event)
+                await self._evaluate(rule, sc, event, verdicts)
 
-    async def _evaluate(self, rule: Rule, sc: str, event: Event) -> None:
+    async def _evaluate(self, rule: Rule, sc: str, event: Event, verdicts: dict | None = None) -> None:
         t0, t = event.start.timestamp(), event.end.timestamp()
-        alert = await self._open(rule.id, sc)
-        track = await self._track(rule.id, sc)
-        v = condition(rule, event)
+        k = self.bus.keys
+        raw_alert, raw_track = await self.bus.r.mget([k.open_alert(rule.id, sc), k.alert_track(rule.id, sc)])
+        alert = messages.decode(raw_alert, Alert) if raw_alert else None  # one round trip for both
+        track = messages.decode(raw_track, AlertTrack) if raw_track else AlertTrack()
+        v = condition(rule, event, verdicts)
         if v.match and not in_schedule(rule, event.start, self.tz):
             v = Verdict(False, True, "outside the rule's schedule")
         # Streak of consecutive matching packets (and how long it has lasted, for dwell).

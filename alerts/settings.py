@@ -27,6 +27,8 @@ class WebhookEndpointConfig(BaseModel):
 
     @model_validator(mode="after")
     def _url(self) -> "WebhookEndpointConfig":
+        if self.id in ("deliveries", "dead-letters"):
+            raise ValueError(f"id {self.id!r} is reserved by the API (a path under /api/webhooks)")
         try:
             check_url(self.url, self.allow_private)
         except TargetRefused as exc:
@@ -48,6 +50,10 @@ class WebhookSettings(BaseModel):
     concurrency: int = Field(16, ge=1, le=256, description="requests in flight per alerts process")
     max_response_bytes: int = Field(1024, ge=0, le=65536, description="at most this much of a response is read")
     retention_s: int = Field(7 * 86400, ge=60, description="delivered deliveries are kept this long for listing")
+    legacy_signature: bool = Field(
+        True, description="also send the old Vigil-Signature header beside the Standard Webhooks ones (webhook-id, "
+        "webhook-timestamp, webhook-signature); turn off once every receiver verifies the standard headers",
+    )
 
 
 class MqttSettings(BaseModel):

@@ -31,7 +31,7 @@ from bus import messages
 from bus.connection import Bus, redact_url
 from bus.metrics import StageMetrics
 from bus.messages import Alert, PublicMessage, WebhookEndpoint
-from bus.webhooks import Delivery, WebhookStore, delivery_id
+from bus.webhooks import Delivery, WebhookStore, delivery_id, secret_problem
 
 log = logging.getLogger("vigil.alerts.webhooks")
 USER_AGENT = "Vigil-Webhooks/1"
@@ -121,16 +121,20 @@ class WebhookSender:
             return Result(False, error=f"refused: {exc}", permanent=True)
         except ConnectionError as exc:
             return Result(False, error=str(exc))
+        t = int(time.time())
         headers = {
             **target.headers,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            # Standard Webhooks: id, timestamp and body signed together, at each try (so `t` is
+            # fresh and receivers refuse stale ones; the id is the idempotency key).
+            **signing.standard_headers(ep.secret, d.id, d.body, t),
             "Vigil-Event": d.event,
             "Vigil-Delivery": d.id,
             "Vigil-Attempt": str(d.attempt),
-            # Signed at each try, so receivers can refuse stale timestamps (replays).
-            "Vigil-Signature": signing.header(ep.secret, d.body),
         }
+        if self.s.legacy_signature:
+            headers["Vigil-Signature"] = signing.header(ep.secret, d.body, t)  # migration period only
         try:
             async with asyncio.timeout(self.s.timeout_s + 1):
                 client = self._client_for(target.extensions.get("sni_hostname"))
@@ -325,6 +329,10 @@ async def seed_endpoints(bus: Bus, s: WebhookSettings) -> None:
         if len(secret) < 16:
             log.error("webhook %s skipped: environment variable %s is unset or shorter than 16 characters",
                       cfg.id, cfg.secret_env)
+            continue
+        problem = secret_problem(secret)
+        if problem:
+            log.error("webhook %s skipped: %s (environment variable %s)", cfg.id, problem, cfg.secret_env)
             continue
         try:
             check_url(cfg.url, cfg.allow_private)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from analyzer.backends.base import Analysis
-from bus.messages import Event, EventFrame, Packet, utc
+from bus.limits import MAX_EVIDENCE, MAX_RULE_RESULTS
+from bus.messages import Event, EventFrame, Packet, RuleMatch, utc
 
 
 def event_id(packet_id: str) -> str:
@@ -28,7 +31,7 @@ def build_event(packet: Packet, analysis: Analysis, *, backend: str, model: str,
         counts=analysis.counts,
         motion=packet.motion,
         objects=analysis.objects,
-        rules=analysis.rules,
+        rules=capped_results(analysis.rules),
         backend=backend,
         model=model,
         latency_ms=round(latency_ms, 1),
@@ -37,3 +40,17 @@ def build_event(packet: Packet, analysis: Analysis, *, backend: str, model: str,
         status=analysis.status,  # type: ignore[arg-type]
         raw=analysis.raw,
     )
+
+
+def capped_results(results: list[RuleMatch]) -> list[RuleMatch]:
+    """At most MAX_RULE_RESULTS per event, matches kept first, evidence bounded: an event
+    travels to every client and webhook, whatever number of rules asked about it."""
+    if len(results) > MAX_RULE_RESULTS:
+        keep = {id(r) for r in [r for r in results if r.match][:MAX_RULE_RESULTS]}
+        for r in results:
+            if len(keep) >= MAX_RULE_RESULTS:
+                break
+            keep.add(id(r))
+        results = [r for r in results if id(r) in keep]
+    return [r if len(r.evidence) <= MAX_EVIDENCE else msgspec.structs.replace(r, evidence=r.evidence[:MAX_EVIDENCE])
+            for r in results]

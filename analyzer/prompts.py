@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from bus.limits import MAX_PROMPT_RULES
 from bus.messages import LabelRule, Packet, PromptRule, Rule
 
 SYSTEM_PROMPT = (
@@ -58,7 +59,8 @@ def build_prompt(
     """The question for one packet. `only`: restrict the rules block to these rule ids
     (a thinking re-ask of the uncertain ones)."""
     rules = rules or []
-    prompt_rules = [r for r in rules if isinstance(r, PromptRule) and (only is None or r.id in only)]
+    # Bounded like the registry (bus/limits.py), even for entries written before the cap.
+    prompt_rules = [r for r in rules if isinstance(r, PromptRule) and (only is None or r.id in only)][:MAX_PROMPT_RULES]
     label_rules = [r for r in rules if isinstance(r, LabelRule)]
     n = len(packet.frames)
     span = packet.frames[-1].ts - packet.frames[0].ts if n > 1 else 0.0

@@ -14,6 +14,7 @@ from redis.exceptions import ResponseError
 from bus import messages
 from bus.names import Keys
 from bus.server import EmbeddedRedis
+from bus.urls import redact_url  # noqa: F401 - re-exported: stages import it from here
 
 log = logging.getLogger("vigil.bus")
 T = TypeVar("T")
@@ -165,7 +166,10 @@ async def open_bus(url: str | None = None, *, prefix: str = "vigil:", persist_di
         embedded = EmbeddedRedis(data_dir=persist_dir, persist=persist_dir is not None)
         url = embedded.start()
     # Blocking reads each hold a connection: leave room for every stage and the web's clients.
-    client = aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=15, max_connections=512)
+    # At the cap a caller waits for a free connection (up to 20 s) instead of failing: a flood
+    # of requests to one stage must slow it, not raise in every other stage of the process.
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=512, timeout=20, health_check_interval=15)
+    client = aioredis.Redis(connection_pool=pool, decode_responses=False)
     bus = Bus(client, Keys(prefix), url)
     try:
         await client.ping()
@@ -174,19 +178,3 @@ async def open_bus(url: str | None = None, *, prefix: str = "vigil:", persist_di
         await bus.close()
         if embedded:
             embedded.stop()
-
-
-def redact_url(url: str) -> str:
-    """Hide credentials in a connection or camera URL."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))

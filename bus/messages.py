@@ -18,6 +18,11 @@ SCHEMA_VERSION = 1
 from bus.names import ID_PATTERN
 
 Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+# Bounds on every number a user can send: a count of 10**30 or a span of 1e300 seconds is a
+# mistake (or an attack), and unbounded ints do not even fit the bus encoding.
+DAY_S = 86400.0
+MAX_SPAN_S = 30 * DAY_S
+MAX_COUNT = 10_000
 Reason = Literal["onset", "motion", "heartbeat", "flush"]
 Severity = Literal["info", "warning", "critical"]
 AlertState = Literal["open", "update", "resolved"]
@@ -44,7 +49,7 @@ class Camera(msgspec.Struct, kw_only=True, tag="camera", tag_field="type", forbi
     enabled: bool = True
     context: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     # Stop after this much stream time (replays, tests); None: until the source ends.
-    duration: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    duration: Annotated[float, msgspec.Meta(gt=0, le=DAY_S * 3650)] | None = None
     # -- live sources (appended; defaults keep older registry entries valid) --------------
     # RTSP transport: TCP survives NAT and loss better; UDP has less latency on a clean LAN.
     transport: Literal["tcp", "udp"] = "tcp"
@@ -63,45 +68,45 @@ class TimeWindow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
     end: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-    days: list[Annotated[int, msgspec.Meta(ge=0, le=6)]] = []  # 0 = Monday; empty: every day
+    days: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=6)]], msgspec.Meta(max_length=7)] = []  # 0 = Monday; empty: every day
 
 
 class _RuleBase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     v: int = SCHEMA_VERSION
     id: Id
-    cameras: list[Id] = []  # empty: every camera
+    cameras: Annotated[list[Id], msgspec.Meta(max_length=256)] = []  # empty: every camera
     severity: Severity = "warning"
     title: Annotated[str, msgspec.Meta(max_length=200)] = ""
     # A match within this many seconds of the last one updates the open alert.
-    consolidate_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    consolidate_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPAN_S)] = 30.0
     # No match for this long resolves the alert.
-    quiet_s: Annotated[float, msgspec.Meta(ge=0)] = 15.0
+    quiet_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPAN_S)] = 15.0
     enabled: bool = True
     # Active only inside these local-time windows; empty: always.
-    schedule: list[TimeWindow] = []
+    schedule: Annotated[list[TimeWindow], msgspec.Meta(max_length=32)] = []
     # This many matching packets in a row (per camera, or group) before an alert opens.
     min_consecutive: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
     # No new alert for this rule and camera until this long after the last notification sent.
-    cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPAN_S)] = 0.0
     # Two-phase: an onset packet with motion evidence opens the alert at once; the verdict
     # (model or cpu backend) then confirms it or resolves it as not confirmed, same id.
     fast: bool = False
     # Fast rules: how long the verdict may take before the alert resolves as not confirmed.
-    confirm_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    confirm_s: Annotated[float, msgspec.Meta(gt=0, le=DAY_S)] = 20.0
     # Cameras watching one scene: one alert per rule and group instead of per camera.
     group: Annotated[str, msgspec.Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")] = ""
     # Fast rules and motion/zone rules: named zones (scheduler settings) the motion must touch.
-    zones: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] = []
+    zones: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=64)] = []
     # At most one `update` notification per this many seconds; matches in between still
     # extend the alert (evidence, last_seen) and ride along with the next update. 0: every match.
-    update_every_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    update_every_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPAN_S)] = 0.0
 
 
 class LabelRule(_RuleBase, tag="label", tag_field="kind"):
     """Structured rule: `label` seen at least `min_count` times in one packet's frame."""
 
     label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    min_count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    min_count: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1
 
 
 class PromptRule(_RuleBase, tag="prompt", tag_field="kind"):
@@ -118,8 +123,8 @@ class CountRule(_RuleBase, tag="count", tag_field="kind"):
     """Structured rule: how many `label`s one packet shows is within [min, max]."""
 
     label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    min: Annotated[int, msgspec.Meta(ge=0)] = 1
-    max: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    min: Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)] = 1
+    max: Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)] | None = None
 
 
 class ZoneRule(_RuleBase, tag="zone", tag_field="kind"):
@@ -139,7 +144,7 @@ class DwellRule(_RuleBase, tag="dwell", tag_field="kind"):
     """Structured rule: `label` (or, if empty, motion) stays, in `zones` if set, for `min_s`."""
 
     label: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    min_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    min_s: Annotated[float, msgspec.Meta(gt=0, le=DAY_S)] = 30.0
 
 
 Rule = Union[LabelRule, PromptRule, CountRule, ZoneRule, MotionRule, DwellRule]

@@ -206,3 +206,18 @@ class Keys:
     def whip_reply(self, request_id: str) -> str:
         """List: the one reply to a WHIP signalling request (BLPOP by the web process)."""
         return f"{self.prefix}whip:reply:{request_id}"
+
+    # -- web: dashboard sessions ------------------------------------------------------------
+    @property
+    def web_session_secret(self) -> str:
+        """Random key that signs session cookies, shared by every web process on this Redis."""
+        return f"{self.prefix}web:session-secret"
+
+    def web_session(self, session_id: str) -> str:
+        """JSON of one dashboard session (who, bound token, expiry); deleting it revokes it."""
+        return f"{self.prefix}web:session:{session_id}"
+
+    @property
+    def web_sessions(self) -> str:
+        """Sorted set: session id -> expiry epoch (listing and revoking every session)."""
+        return f"{self.prefix}web:sessions"

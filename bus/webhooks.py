@@ -10,6 +10,8 @@ delivery whose sender died becomes due again when its lease runs out.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import ipaddress
 import time
@@ -125,11 +127,29 @@ class TargetRefused(ValueError):
     pass
 
 def blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_v4(ip)
+        if embedded is not None:
+            return blocked(embedded)
+        if ip.sixtofour is not None or ip.teredo is not None or ip.is_site_local or any(ip in n for n in _V6_RELAYED):
+            # 6to4 (2002::/16), Teredo (2001::/32) and NAT64 reach IPv4 hosts through relays:
+            # deprecated or tunnels, never a webhook receiver's address. fec0::/10: site-local.
+            return True
     return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
             or ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT))
 
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside a mapped (::ffff:a.b.c.d) or compatible (::a.b.c.d) one."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip in _V4_COMPATIBLE and int(ip) > 1:  # ::/96 beyond :: and ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+_V6_RELAYED = ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 def check_url(url: str, allow_private: bool) -> None:
@@ -154,6 +174,31 @@ def check_url(url: str, allow_private: bool) -> None:
         return
     if blocked(ip) and not allow_private:
         raise TargetRefused(f"{ip} is a private/loopback/link-local address; set allow_private to allow it")
+
+
+SECRET_PREFIX = "whsec_"  # Standard Webhooks: base64 of the key bytes after this prefix
+MIN_KEY_BYTES = 24  # the standard's minimum for whsec_ keys (192 bits)
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret: base64-decoded after `whsec_`, else the text's UTF-8 bytes
+    (secrets from before Standard Webhooks stay valid; receivers pass them as bytes)."""
+    if secret.startswith(SECRET_PREFIX):
+        raw = secret[len(SECRET_PREFIX):]
+        return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    return secret.encode()
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why a secret cannot sign (never repeating it), or None."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            key = signing_key(secret)
+        except (ValueError, binascii.Error):
+            return "a whsec_ secret must be base64 after the prefix"
+        if len(key) < MIN_KEY_BYTES:
+            return f"a whsec_ secret must hold at least {MIN_KEY_BYTES} bytes"
+    return None
 
 
 Outcome = Literal["delivered", "retry", "dead"]

@@ -66,7 +66,8 @@ class CameraIngest:
         self.settings = settings
         self.fast = camera.pace == "fast"
         self.source = source or open_source(camera, threads=settings.decode_threads,
-                                            ice_servers=settings.ice_servers)
+                                            ice_servers=settings.ice_servers, policy=settings.policy(),
+                                            max_pixels=settings.max_source_pixels)
         self.stats = CameraStats()
         self.resume = resume if (resume and self.source.live) else Resume()
         self._stop = threading.Event()
@@ -117,6 +118,7 @@ class CameraIngest:
 
     # -- decode thread ---------------------------------------------------------------
     def _scrub(self, text: str) -> str:
+        """Error texts never carry the raw URL (it may hold credentials)."""
         return text.replace(self.camera.url, redact_url(self.camera.url)) if self.camera.url else text
 
     def _decode_loop(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -17,9 +17,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutErr
 from bus.connection import Bus
 from bus.messages import Camera, CameraStatus
 from bus.registry import Registry
+from bus.urls import display_source
 from ingest.camera import CameraIngest, Resume
 from ingest.leases import Leases, fair_share
 from ingest.settings import IngestSettings
+from ingest.sources import SourceError
 
 log = logging.getLogger("vigil.ingest")
 
@@ -48,6 +50,9 @@ class IngestService:
         self.worker = worker_id or new_worker_id()
         self.leases = Leases(bus, self.worker, settings.lease_ttl_s, self.poll_s)
         self.running: dict[str, tuple[Camera, CameraIngest, asyncio.Task]] = {}
+        # Cameras that could not start (a refused or malformed source): not retried until
+        # their registry entry changes, so one bad entry costs nothing and never stops another.
+        self.refused: dict[str, tuple[Camera, CameraStatus]] = {}
         self._rates: dict[str, _Rate] = {}
         self._status_ttl = int(max(30, 3 * settings.lease_ttl_s))
         if settings.opencv_threads:
@@ -111,11 +116,14 @@ class IngestService:
             for cam_id in sorted(self.running)[share:]:
                 await self._stop_camera(cam_id, release=True, why="rebalancing")
 
-        # 4. Take unowned cameras up to our share.
+        # 4. Take unowned cameras up to our share (a refused camera is skipped until it changes).
+        for cam_id in list(self.refused):
+            if wanted.get(cam_id) != self.refused[cam_id][0]:
+                del self.refused[cam_id]
         for cam_id, cam in sorted(wanted.items()):
             if len(self.running) >= share:
                 break
-            if cam_id not in self.running and await self.leases.acquire(cam_id):
+            if cam_id not in self.running and cam_id not in self.refused and await self.leases.acquire(cam_id):
                 await self._start_camera(cam)
 
     async def _start_camera(self, cam: Camera) -> None:
@@ -123,10 +131,14 @@ class IngestService:
         try:
             worker = CameraIngest(self.bus, cam, self.settings, resume=resume)
         except Exception as exc:  # a bad camera entry must not stop the others
-            log.error("camera %s: cannot start: %s", cam.id, exc)
-            await self._write_status(CameraStatus(camera=cam.id, state="error", worker=self.worker,
-                                                  last_error=f"cannot start: {type(exc).__name__}",
-                                                  updated=time.time()))
+            # SourceError texts are written credential-free; anything else shows only its kind.
+            why = str(exc) if isinstance(exc, SourceError) else f"cannot start: {type(exc).__name__}"
+            log.error("camera %s: %s", cam.id, why)
+            now = time.time()
+            status = CameraStatus(camera=cam.id, state="error", source=display_source(cam.url), worker=self.worker,
+                                  last_error=why, last_error_at=now, updated=now)
+            self.refused[cam.id] = (cam, status)
+            await self._write_status(status)
             await self.leases.release(cam.id)
             return
         task = asyncio.create_task(worker.run(), name=f"ingest:{cam.id}")
@@ -187,9 +199,15 @@ class IngestService:
         now = time.time()
         pipe = self.bus.r.pipeline(transaction=False)
         for cam_id, (_, worker, _) in self.running.items():
-            status = self.status_of(cam_id, now)
+            try:
+                status = self.status_of(cam_id, now)
+            except Exception:  # one camera's status must never stop the others' (or the stage)
+                log.exception("camera %s: status failed", cam_id)
+                continue
             pipe.set(self.bus.keys.camera_status(cam_id), msgspec.json.encode(status), ex=self._status_ttl)
             self._rates[cam_id] = _Rate(time.monotonic(), worker.stats.decoded, worker.stats.written)
+        for cam_id, (_, status) in self.refused.items():
+            pipe.set(self.bus.keys.camera_status(cam_id), msgspec.json.encode(status), ex=self._status_ttl)
         await pipe.execute()
 
     def all_finished(self) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bus.urls import DEFAULT_SCHEMES, SourcePolicy
 
 
 class IngestSettings(BaseModel):
@@ -30,7 +32,30 @@ class IngestSettings(BaseModel):
     lease_ttl_s: float = Field(10.0, ge=1, le=300, description="a dead worker's cameras move within this")
     poll_s: float = Field(1.0, gt=0, le=60, description="registry poll, lease renewal and status period")
     max_cameras: int = Field(0, ge=0, description="most cameras this worker takes (0: its fair share)")
+    # -- what cameras may be (docs/security.md) -------------------------------------------------
+    allowed_schemes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEMES),
+        description="camera URL schemes that may be opened ('file' covers plain paths); anything else, "
+        "e.g. FFmpeg's concat:, pipe: or ftp:, is refused at config and API time and by ingest",
+    )
+    allowed_paths: list[str] = Field(
+        default_factory=list,
+        description="directories file cameras may read from (after links are resolved); empty: any file",
+    )
+    max_source_pixels: int = Field(
+        4096 * 4096, ge=64 * 64, le=16384 * 16384,
+        description="largest frame (width x height) a source may send (default: 4K and 5K pass); larger "
+        "streams are refused before their frames are decoded, so a hostile source cannot exhaust memory",
+    )
     # -- WebRTC (WHIP) ----------------------------------------------------------------------
     ice_servers: list[str] = Field(
         default_factory=list, description="STUN/TURN URLs for WHIP sessions (empty: host candidates only)"
     )
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        return [x.lower() for x in v]
+
+    def policy(self) -> SourcePolicy:
+        return SourcePolicy(schemes=tuple(self.allowed_schemes), paths=tuple(self.allowed_paths))

@@ -1,5 +1,6 @@
 """A real HTTP webhook receiver for the tests: verifies Vigil's signatures the way the docs
-tell users to, and can refuse, stall or redirect on demand."""
+tell users to (the official Standard Webhooks library, and the legacy header while Vigil
+sends it), and can refuse, stall or redirect on demand."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
 
 @dataclass
 class Hit:
@@ -21,6 +24,8 @@ class Hit:
     signed_ok: bool
     status: int
     at: float
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
 
 
 @dataclass
@@ -42,11 +47,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                sig = self.headers.get("Vigil-Signature", "")
-                parts = dict(p.split("=", 1) for p in sig.split(",") if "=" in p)
-                expected = hmac.new(rec.secret.encode(), f"{parts.get('t', '')}.".encode() + raw,
-                                    hashlib.sha256).hexdigest()
-                ok = hmac.compare_digest(expected, parts.get("v1", "")) and abs(time.time() - int(parts.get("t", 0))) < 300
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                ok = rec.verify(raw, headers)
                 with rec._lock:
                     n = len(rec.hits)
                     rec.started += 1
@@ -63,7 +65,7 @@ class Receiver:
                 with rec._lock:
                     rec.hits.append(Hit(self.headers.get("Vigil-Delivery", ""), self.headers.get("Vigil-Event", ""),
                                         int(self.headers.get("Vigil-Attempt", "0")), json.loads(raw or b"{}"), ok,
-                                        code, time.time()))
+                                        code, time.time(), headers, raw))
                 self.send_response(code)
                 if code == 302:
                     self.send_header("Location", rec.redirect_to or "/")
@@ -83,6 +85,21 @@ class Receiver:
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
+
+    def verify(self, raw: bytes, headers: dict[str, str]) -> bool:
+        """Standard Webhooks with the official library (a whsec_ secret as is; an older plain
+        secret as its bytes, as docs/alerts.md says), and the legacy header if present."""
+        key = self.secret if self.secret.startswith("whsec_") else self.secret.encode()
+        try:
+            Webhook(key).verify(raw, headers)
+        except WebhookVerificationError:
+            return False
+        legacy = headers.get("vigil-signature")
+        if legacy is None:
+            return True
+        parts = dict(p.split("=", 1) for p in legacy.split(",") if "=" in p)
+        expected = hmac.new(self.secret.encode(), f"{parts.get('t', '')}.".encode() + raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, parts.get("v1", "")) and abs(time.time() - int(parts.get("t", 0))) < 300
 
     def stop(self) -> None:
         if self._server:

@@ -50,8 +50,20 @@ async def _serve(cfg: VigilConfig, stages: tuple[str, ...], banner: str = "") ->
         return 1 if failed else 0
 
 
+def _check_env_token() -> None:
+    """A weak VIGIL_TOKEN is a config error, said before anything starts."""
+    from web.auth import new_token, token_problem
+
+    token = os.environ.get("VIGIL_TOKEN")
+    problem = token_problem(token) if token else None
+    if problem:
+        raise ConfigError(f"VIGIL_TOKEN: {problem}; use a random one, e.g. {new_token()}")
+
+
 def cmd_serve(args: argparse.Namespace, stages: tuple[str, ...] = STAGES) -> int:
     cfg = load_config(args.config)
+    if "web" in stages:
+        _check_env_token()
     if "web" in stages and args.port is not None:
         cfg.web.port = args.port
     return asyncio.run(_serve(cfg, stages))
@@ -64,6 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         source = str(clip) if clip else "testsrc://"
     token = os.environ.get("VIGIL_TOKEN") or secrets.token_urlsafe(18)
     os.environ["VIGIL_TOKEN"] = token
+    _check_env_token()
     cfg = load_config(args.config) if args.config else VigilConfig()
     is_file = "://" not in source
     cfg.cameras = [Camera(id="demo", name="Demo camera", url=source, pace="realtime", loop=is_file, sample_fps=5)]
@@ -273,6 +286,7 @@ def cmd_setup_detector(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    _check_env_token()
     print(f"{args.config}: ok ({len(cfg.cameras)} cameras, {len(cfg.rules)} rules, backend {cfg.analyzer.backend})")
     return 0
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.settings import AlertsSettings
 from analyzer.settings import AnalyzerSettings
-from bus.messages import Camera, Invalid, Rule, parse
+from bus.limits import MAX_PROMPT_RULES, MAX_RULES
+from bus.messages import Camera, Invalid, PromptRule, Rule, parse
+from bus.urls import SourceRefused, check_source
 from ingest.settings import IngestSettings
 from recorder.settings import RecorderSettings
 from scheduler.settings import SchedulerSettings
@@ -74,6 +76,24 @@ class VigilConfig(BaseModel):
                 r = {"kind": "prompt" if "prompt" in r else "label", **r}
             out.append(_convert(r, Rule, i))
         return out
+
+
+    @model_validator(mode="after")
+    def _limits(self) -> "VigilConfig":
+        # Sources against the ingest section's policy: a bad camera URL is an error here, in
+        # check-config, not a camera that fails at run time (or a stage that crash-loops).
+        policy = self.ingest.policy()
+        for i, cam in enumerate(self.cameras):
+            try:
+                check_source(cam.url, policy)
+            except SourceRefused as exc:
+                raise ValueError(f"cameras.{i}.url: {exc}") from None
+        if len(self.rules) > MAX_RULES:
+            raise ValueError(f"rules: at most {MAX_RULES} rules (got {len(self.rules)})")
+        prompts = sum(isinstance(r, PromptRule) for r in self.rules)
+        if prompts > MAX_PROMPT_RULES:
+            raise ValueError(f"rules: at most {MAX_PROMPT_RULES} natural-language (prompt) rules (got {prompts})")
+        return self
 
 
 def _format(exc: ValidationError) -> str:

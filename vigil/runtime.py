@@ -31,6 +31,9 @@ STAGES = ("ingest", "scheduler", "analyzer", "alerts", "recorder", "web")
 # embedded Redis stops after all of them (vigil/cli.py, bus/connection.py).
 STOP_ORDER = ("web", "ingest", "scheduler", "analyzer", "alerts", "recorder")
 STAGE_STOP_S = 10.0  # a stage that has not stopped by then is cancelled
+# A stage restarted after a failure counts as healthy (/readyz) only once it has run this
+# long again: a stage crash-looping with backoff is not ready, even between its failures.
+HEALTHY_AFTER_S = 10.0
 
 
 async def seed_registry(bus: Bus, cfg: VigilConfig) -> None:
@@ -59,6 +62,17 @@ class Pipeline:
     restarts: dict[str, int] = field(default_factory=dict)
     # One stop event per stage, so shutdown can stop them one after the other (STOP_ORDER).
     stage_stops: dict[str, asyncio.Event] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)  # monotonic start of the current run
+    failed: dict[str, float] = field(default_factory=dict)  # monotonic time of the last failure
+
+    def healthy(self, stage: str) -> bool:
+        task = self.tasks.get(stage)
+        if task is None or task.done():
+            return False
+        if stage not in self.failed:
+            return True
+        start = self.started.get(stage, 0.0)
+        return start > self.failed[stage] and time.monotonic() - start >= HEALTHY_AFTER_S
 
     async def start(self) -> None:
         for stage in self.stages:
@@ -77,7 +91,8 @@ class Pipeline:
                 pipe = self.bus.r.pipeline(transaction=False)
                 for stage, task in self.tasks.items():
                     if not task.done():
-                        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": started}
+                        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": started,
+                                "healthy": self.healthy(stage), "restarts": self.restarts.get(stage, 0)}
                         pipe.set(self.bus.keys.stage_heartbeat(stage, worker), msgspec.json.encode(info), ex=int(every_s * 5))
                 await pipe.execute()
             except Exception as exc:  # Redis away for a moment: try again next beat
@@ -113,13 +128,14 @@ class Pipeline:
             if not first:
                 svc = self.services[stage] = self._make(stage)
             first = False
-            started = time.monotonic()
+            started = self.started[stage] = time.monotonic()
             try:
                 await svc.run(self.stage_stops[stage])
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.failed[stage] = time.monotonic()
                 if time.monotonic() - started > 60:
                     delay = 0.5  # it had been healthy: start the backoff over
                 self.restarts[stage] = self.restarts.get(stage, 0) + 1
@@ -173,10 +189,14 @@ class WebStage:
 
         from web.app import create_app
 
-        self.app = create_app(bus, cfg.web)
+        self.app = create_app(bus, cfg.web, sources=cfg.ingest.policy())
+        # X-Forwarded-For/-Proto only from configured proxies: believed from anyone, they would
+        # let a client pick its own address (and dodge the brute-force limit).
+        proxies = cfg.web.trusted_proxies
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host=cfg.web.host, port=cfg.web.port, log_level="warning", access_log=False,
-                           lifespan="on", ws_ping_interval=20, timeout_graceful_shutdown=5)
+                           lifespan="on", ws_ping_interval=20, timeout_graceful_shutdown=5,
+                           proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
         )
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 

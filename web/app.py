@@ -1,7 +1,8 @@
 """The FastAPI app: REST, the live websocket and the dashboard.
 
 Every route but /healthz needs a token: `Authorization: Bearer <token>`, or the session
-cookie the dashboard gets from POST /api/login. OpenAPI is served at /docs.
+cookie the dashboard gets from POST /api/login (docs/security.md). OpenAPI is served at
+/docs (Swagger UI) and /openapi.json, with a token too.
 """
 
 import asyncio
@@ -12,13 +13,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, AsyncIterator
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from bus.connection import Bus
-from web.auth import COOKIE, Authenticator, Principal, RateLimiter, hash_token, new_secret
+from bus.urls import SourcePolicy
+from web import csrf
+from web.auth import Authenticator, Principal, hash_token, token_problem
+from web.body import with_body_components
 from web.deps import Access
 from web.hub import Hub
 from web.live import live_socket
@@ -28,6 +32,8 @@ from web.routes_docs import ASSETS as DOCS_ASSETS, docs_router
 from web.routes_live import live_router
 from web.routes_timeline import timeline_router
 from web.routes_zones import zones_router
+from web.ratelimit import FailureLimiter
+from web.routes_auth import auth_router
 from web.routes_cameras import cameras_router
 from web.routes_events import events_router
 from web.routes_ops import ops_router
@@ -50,30 +56,21 @@ SECURITY_HEADERS = {
 }
 
 
-class LoginBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    token: str = Field(..., min_length=1, max_length=512)
-
-
-async def _session_secret(bus: Bus) -> bytes:
-    """Shared by every web process on this Redis, so a session works on any of them."""
-    key = f"{bus.keys.prefix}web:session-secret"
-    await bus.r.set(key, new_secret(), nx=True)
-    return await bus.r.get(key)
-
-
-def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
+def create_app(bus: Bus, settings: WebSettings, *, sources: SourcePolicy | None = None) -> FastAPI:
     tokens = list(settings.tokens)
     env_token = os.environ.get("VIGIL_TOKEN")
     if env_token:
+        problem = token_problem(env_token)
+        if problem:
+            raise ValueError(f"VIGIL_TOKEN is too weak: {problem}")
         tokens.append(TokenEntry(name="env", role="admin", sha256=hash_token(env_token)))
-    auth = Authenticator(tokens, b"", settings.session_hours * 3600)
-    access = Access(auth)
-    limiter = RateLimiter()
+    auth = Authenticator(tokens, bus, settings.session_hours * 3600)
+    access = Access(auth, FailureLimiter(settings.auth_failures, settings.auth_window_s),
+                    frozenset(settings.allowed_origins))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        auth.secret = await _session_secret(bus)
+        await auth.load_secret()
         if not tokens:
             log.warning("no API tokens configured: every route but /healthz will refuse access")
         yield
@@ -82,9 +79,10 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     hub = Hub(bus)
     live = LiveFrames(bus)
-    # docs_url=None: /docs is web/routes_docs.py (Swagger UI from local files, CSP-clean).
+    # The spec needs a token like every other route (it maps the whole API): /openapi.json
+    # below; /docs is web/routes_docs.py (Swagger UI from local files, CSP-clean); no /redoc.
     app = FastAPI(title="Vigil", version="0.1.0", description="Real-time video analytics API", lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None)
     Viewer = Annotated[Principal, Depends(access.viewer)]
 
     @app.get("/healthz")
@@ -96,40 +94,34 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
         except Exception:
             return JSONResponse({"ok": False, "redis": "unreachable"}, status_code=503)  # type: ignore[return-value]
 
-    @app.post("/api/login")
-    async def login(body: LoginBody, request: Request, response: Response) -> dict:
-        client = request.client.host if request.client else "?"
-        if not limiter.allow(client):
-            raise HTTPException(429, "too many login attempts; wait a minute")
-        who = auth.check_token(body.token)
-        if who is None:
-            raise HTTPException(401, "invalid or expired token")
-        response.set_cookie(
-            COOKIE, auth.issue_session(who), httponly=True, samesite="strict", secure=settings.cookie_secure,
-            max_age=int(settings.session_hours * 3600),
-        )
-        return {"name": who.name, "role": who.role}
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(who: Viewer) -> JSONResponse:
+        return JSONResponse(with_body_components(app.openapi()))
 
-    @app.post("/api/logout")
-    async def logout(response: Response) -> dict:
-        response.delete_cookie(COOKIE)
-        return {"ok": True}
-
-    @app.get("/api/me")
-    async def me(who: Viewer) -> dict:
-        return {"name": who.name, "role": who.role}
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+        # Redis restarting or unreachable: a temporary condition, not a server bug.
+        log.warning("%s %s: Redis unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse({"detail": "storage unavailable; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "2"})
 
     @app.middleware("http")
     async def guard(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette middleware signature
         length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+        if length and (not (length.isascii() and length.isdigit()) or int(length) > MAX_REQUEST_BYTES):
             return JSONResponse({"detail": f"request body larger than {MAX_REQUEST_BYTES} bytes"}, status_code=413)
-        response = await call_next(request)
+        refused = csrf.refusal(request.method, request.url.path, request.headers, access.origins)
+        if refused:
+            response = JSONResponse({"detail": refused[1]}, status_code=refused[0])
+        else:
+            response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         return response
 
-    app.include_router(cameras_router(bus, access))
+    app.include_router(auth_router(access, settings))
+    app.include_router(cameras_router(bus, access, sources))
     app.include_router(events_router(bus, access))
     app.include_router(ops_router(bus, access, lambda: {"vigil_web_websocket_clients": len(hub.subscribers),
                                                         "vigil_web_live_viewers": live.count}))
@@ -145,7 +137,7 @@ def create_app(bus: Bus, settings: WebSettings) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        await live_socket(socket, bus, auth, hub)
+        await live_socket(socket, bus, access, hub)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -8,17 +8,22 @@ import json
 import logging
 import time
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import HTTPException, WebSocket, WebSocketDisconnect
 
 from bus import messages
 from bus.connection import Bus
 from bus.messages import PublicMessage
-from web.auth import COOKIE, Authenticator
+from web.auth import COOKIE, Principal
+from web.csrf import same_origin
+from web.deps import Access
+from web.ratelimit import client_key
+from web.routes_cameras import status_for
 from web.hub import Hub
 
 log = logging.getLogger("vigil.web")
 AUTH_TIMEOUT_S = 5.0
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_RATE_LIMITED = 4429
 SEND_TIMEOUT_S = 5.0  # a client that cannot take a message in this long is dropped
 CLOSE_TOO_SLOW = 4408
 STATUS_EVERY_S = 2.0
@@ -30,22 +35,31 @@ def _id(entry: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator, hub: Hub) -> None:
-    """Protocol: browsers are authenticated by their session cookie; other clients send
+async def live_socket(socket: WebSocket, bus: Bus, access: Access, hub: Hub) -> None:
+    """Protocol: browsers are authenticated by their session cookie (honoured only from
+    Vigil's own origin: a page elsewhere cannot ride it); other clients send
     `{"token": "..."}` first. Optional `{"since": "<cursor>"}` (or ?since=) resumes. Each
     message is the public JSON of an event or an alert plus `"cursor"`, the id to resume
     from; `{"type": "status"}` messages carry camera states every few seconds."""
     await socket.accept()
-    who = auth.check_session(socket.cookies.get(COOKIE))
+    who = None
+    origin = socket.headers.get("origin")
+    if origin is None or same_origin(origin, socket.headers, access.origins):
+        who = await access.auth.check_session(socket.cookies.get(COOKIE))
     since = socket.query_params.get("since")
     if who is None:
         try:
             first = json.loads(await asyncio.wait_for(socket.receive_text(), AUTH_TIMEOUT_S))
-            who = auth.check_token(str(first.get("token", ""))) if isinstance(first, dict) else None
-            if isinstance(first, dict) and first.get("since"):
-                since = str(first["since"])
+            if isinstance(first, dict):
+                who = access.check_token(str(first.get("token", ""))[:600], client_key(socket))
+                if first.get("since"):
+                    since = str(first["since"])
         except (asyncio.TimeoutError, ValueError, WebSocketDisconnect):
             who = None
+        except HTTPException:  # this address failed too often: refused unheard
+            with contextlib.suppress(Exception):
+                await socket.close(CLOSE_RATE_LIMITED, "too many failed attempts")
+            return
     if who is None:
         with contextlib.suppress(Exception):
             await socket.close(CLOSE_UNAUTHORIZED, "unauthorized")
@@ -64,7 +78,10 @@ async def live_socket(socket: WebSocket, bus: Bus, auth: Authenticator, hub: Hub
         while not reader.done() and not sub.overflowed.is_set():
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
-                await _send(socket, await _status(bus))
+                if who.session and await access.auth.check_session_id(who.session) is None:
+                    await socket.close(CLOSE_UNAUTHORIZED, "session ended")  # logged out or revoked
+                    return
+                await _send(socket, await _status(bus, who))
             try:
                 stream, entry_id, msg = await asyncio.wait_for(sub.queue.get(), 0.5)
             except asyncio.TimeoutError:
@@ -92,13 +109,13 @@ def _frame(msg: PublicMessage, entry_id: str) -> str:
     return (messages.to_json(msg)[:-1] + b',"cursor":"' + entry_id.encode() + b'"}').decode()
 
 
-async def _status(bus: Bus) -> str:
-    """Camera states for live badges (no URLs: nothing secret travels here)."""
+async def _status(bus: Bus, who: Principal) -> str:
+    """Camera states for live badges (redacted sources; errors in full for admins only)."""
     cams = []
     for cam_id in sorted(k.decode() for k in await bus.r.hkeys(bus.keys.cameras)):
         raw = await bus.r.get(bus.keys.camera_status(cam_id))
         st = json.loads(raw) if raw else {"state": "unknown"}
-        cams.append({"camera": cam_id, **st})
+        cams.append({"camera": cam_id, **status_for(st, who)})
     return json.dumps({"type": "status", "cameras": cams})
 
 
@@ -110,4 +127,5 @@ async def _drain_client(socket: WebSocket) -> None:
 
 def _valid_id(value: str) -> bool:
     ms, _, seq = value.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit()) and len(value) < 40
+    # ASCII digits only: "٣".isdigit() is true, and Redis refuses such an id.
+    return value.isascii() and ms.isdigit() and (seq == "" or seq.isdigit()) and len(value) < 40

@@ -9,18 +9,21 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Response
 
 from bus import messages
-from bus.connection import Bus
+from bus.connection import FIELD, Bus
 from bus.messages import Alert, AlertCommand, Event, Packet
 from web.auth import Principal
-from web.body import convert, json_response, read_object
+from web.body import as_utc, convert, json_response, read_object
 from web import lookups
 from web.deps import Access
 
 ItemId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
-Cursor = Annotated[str | None, Query(pattern=r"^\d{1,15}-\d{1,10}$", description="next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,15}-[0-9]{1,10}$", description="next_cursor of the previous page")]
 CHUNK = 500
 MAX_SCAN = 200_000  # entries one request may look at before it returns a partial page with a cursor
 LATE_S = 600  # an event is written at most this long after its capture start (bounds a time-range scan)
+
+
+SCAN_BUDGET_S = 1.0  # ... or this long: a search with few matches answers in time, with a cursor to go on
 
 
 class BulkAck(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -38,12 +41,17 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
     Admin = Annotated[Principal, Depends(access.admin)]
 
     async def scan(stream: str, kind: type, keep, *, limit: int, cursor: str | None, lo_ms: int | None,
-                   hi_ms: int | None, filtered: bool = True) -> tuple[list, str | None]:
-        """Newest first, in chunks, stopping at `limit` matches or MAX_SCAN entries."""
+                   hi_ms: int | None, filtered: bool = True, raw_ok=None) -> tuple[list, str | None]:
+        """Newest first, in chunks, stopping at `limit` matches, MAX_SCAN entries or
+        SCAN_BUDGET_S. `raw_ok`: a cheap test on the encoded entry that may pass entries the
+        filter then rejects, but never rejects one it would keep (skips decoding most)."""
+        if cursor and all(int(x) == 0 for x in cursor.split("-")):
+            return [], None  # nothing is older than the first id (and Redis refuses "(0-0")
         hi = f"({cursor}" if cursor else (str(hi_ms) if hi_ms is not None else "+")
         lo = str(lo_ms) if lo_ms is not None else "-"
         out: list = []
         scanned = 0
+        deadline = time.monotonic() + SCAN_BUDGET_S
         chunk = CHUNK if filtered else limit  # unfiltered pages read exactly what they return
         while len(out) < limit and scanned < MAX_SCAN:
             rows = await bus.r.xrevrange(stream, max=hi, min=lo, count=chunk)
@@ -51,6 +59,8 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
                 return out, None
             for entry_id, fields in rows:
                 scanned += 1
+                if raw_ok is not None and not raw_ok(fields.get(FIELD, b"")):
+                    continue
                 msg = bus.decode_entry(fields, kind)
                 if msg is not None and keep(msg):
                     out.append(msg)
@@ -60,6 +70,8 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
             hi = f"({last}"
             if len(rows) < chunk:
                 return out, None
+            if time.monotonic() > deadline:
+                break  # a partial page: the cursor goes on from here
         return out, hi.lstrip("(")
 
     @r.get("/events")
@@ -75,6 +87,10 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         cursor: Cursor = None,
     ) -> Response:
         words = (q or "").lower().split()
+        since, until = as_utc(since, "since"), as_utc(until, "until")
+        # Words are searched in the encoded entry first (ASCII case-folds bytewise alike).
+        raw_words = [w.encode() for w in words] if all(w.isascii() for w in words) else []
+        raw_ok = (lambda raw: all(w in raw.lower() for w in raw_words)) if raw_words else None
 
         def keep(e: Event) -> bool:
             return ((camera is None or e.camera == camera) and (label is None or label in e.labels)
@@ -87,7 +103,7 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         hi = _ms(until) + LATE_S * 1000 if until else None
         filtered = any(x is not None for x in (camera, label, rule, q, since, until))
         items, nxt = await scan(bus.keys.events, Event, keep, limit=limit, cursor=cursor, lo_ms=lo, hi_ms=hi,
-                                filtered=filtered)
+                                filtered=filtered, raw_ok=raw_ok)
         return json_response({"items": [messages.to_builtins(e) for e in items], "next_cursor": nxt})
 
     async def load_event(event_id: str) -> Event:

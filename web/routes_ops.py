@@ -75,7 +75,8 @@ def ops_router(bus: Bus, access: Access, local_gauges: Callable[[], dict[str, fl
         except Exception:
             return json_response({"ready": False, "redis": False, "stages": {}}, 503)
         workers = await stage_workers(bus)
-        stages = {s: len(workers.get(s, [])) for s in STAGES}
+        # A stage crash-looping (restarted with backoff) still beats, but is not healthy.
+        stages = {s: sum(1 for w in workers.get(s, []) if w.get("healthy", True)) for s in STAGES}
         ready = all(stages.values())
         return json_response({"ready": ready, "redis": True, "stages": stages}, 200 if ready else 503)
 

@@ -14,7 +14,7 @@ from bus.connection import Bus
 from bus.messages import ReplayJob, ReplayResult, Rule
 from bus.registry import Registry
 from web.auth import Principal
-from web.body import convert, json_response, read_object
+from web.body import as_utc, body_schema, convert, json_response, read_object
 from web.deps import Access
 
 JobId = Annotated[str, PathParam(pattern=r"^[a-f0-9]{32}$")]
@@ -37,7 +37,7 @@ def replay_router(bus: Bus, access: Access) -> APIRouter:
     Viewer = Annotated[Principal, Depends(access.viewer)]
     registry = Registry(bus)
 
-    @r.post("", status_code=202)
+    @r.post("", status_code=202, openapi_extra=body_schema(ReplayRequest))
     async def start(request: Request, who: Admin) -> Response:
         req = convert(await read_object(request), ReplayRequest)
         rule: Rule | None = None
@@ -52,8 +52,8 @@ def replay_router(bus: Bus, access: Access) -> APIRouter:
             rule = convert(data, Rule, "rule")
         else:
             raise HTTPException(422, "give rule_id, rule or prompt")
-        until = req.until or datetime.now(timezone.utc)
-        since = req.since or until - timedelta(hours=1)
+        until = as_utc(req.until, "until") or datetime.now(timezone.utc)
+        since = as_utc(req.since, "since") or until - timedelta(hours=1)
         if since >= until or until - since > MAX_RANGE:
             raise HTTPException(422, "since must be before until, at most 7 days apart")
         # Created here too, so a job queued before any analyzer worker started is not skipped.

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Reques
 
 from bus import messages
 from bus.connection import Bus
+from bus.limits import MAX_PROMPT_RULES, MAX_RULES
 from bus.messages import PromptRule, Rule
 from bus.names import ID_PATTERN
 from bus.registry import Registry
-from web.body import convert, read_object
+from web.body import body_schema, convert, read_object
 from web.prometheus import analyzer_snapshots
 
 RuleId = Annotated[str, PathParam(pattern=ID_PATTERN)]
@@ -59,6 +60,16 @@ def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
             d["warning"] = warnings[rule.id]
         return d
 
+    async def room_for(rule: Rule) -> None:
+        """Caps (bus/limits.py): every rule costs work on every event, every natural-language
+        rule a part of every packet's prompt."""
+        rules = await reg.rules()
+        others = [x for x in rules.values() if x.id != rule.id]
+        if len(others) >= MAX_RULES:
+            raise HTTPException(409, f"at most {MAX_RULES} rules; remove one first")
+        if isinstance(rule, PromptRule) and sum(isinstance(x, PromptRule) for x in others) >= MAX_PROMPT_RULES:
+            raise HTTPException(409, f"at most {MAX_PROMPT_RULES} natural-language (prompt) rules; remove one first")
+
     @r.get("")
     async def list_rules(who=Depends(viewer)) -> Response:
         rules = sorted((await reg.rules()).values(), key=lambda x: x.id)
@@ -72,19 +83,21 @@ def rules_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
             raise HTTPException(404, "no such rule")
         return _json(view(rule, await warnings_for(bus, [rule])))
 
-    @r.post("", status_code=201)
+    @r.post("", status_code=201, openapi_extra=body_schema(Rule))
     async def create_rule(request: Request, who=Depends(admin)) -> Response:
         rule = await parse_rule(request)
+        await room_for(rule)
         # HSETNX: two admins creating one id at once cannot overwrite each other.
         if not await bus.r.hsetnx(bus.keys.rules, rule.id, messages.encode(rule)):
             raise HTTPException(409, "a rule with this id exists; PUT /api/rules/{id} replaces it")
         return _json(view(rule, await warnings_for(bus, [rule])), 201)
 
-    @r.put("/{rule_id}")
+    @r.put("/{rule_id}", openapi_extra=body_schema(Rule))
     async def put_rule(rule_id: RuleId, request: Request, who=Depends(admin)) -> Response:
         rule = await parse_rule(request)
         if rule.id != rule_id:
             raise HTTPException(422, "the body's id differs from the URL's")
+        await room_for(rule)
         await reg.put_rule(rule)
         return _json(view(rule, await warnings_for(bus, [rule])))
 

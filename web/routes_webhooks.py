@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 from bus.connection import Bus, redact_url
 from bus.messages import WebhookEndpoint
 from bus.names import ID_PATTERN
-from bus.webhooks import TargetRefused, WebhookStore, check_url, delivery_id
-from web.body import convert, read_object
+from bus.webhooks import TargetRefused, WebhookStore, check_url, delivery_id, secret_problem
+from web.body import body_schema, convert, read_object
 
 EndpointId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 DeliveryId = Annotated[str, PathParam(pattern=r"^dlv_[0-9a-f]{32}$")]
@@ -40,6 +40,11 @@ class ReplayDeadLetters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 def _endpoint(data: dict[str, Any]) -> WebhookEndpoint:
     # Errors name the field, never echo the value: a bad secret is not repeated back.
     ep = convert(data, WebhookEndpoint, "invalid webhook endpoint")
+    if ep.id in RESERVED:
+        raise HTTPException(422, f"{ep.id!r} is reserved by the API; choose another id")
+    problem = secret_problem(ep.secret)
+    if problem:
+        raise HTTPException(422, f"invalid webhook endpoint: secret: {problem}")
     try:
         check_url(ep.url, ep.allow_private)
     except TargetRefused as exc:
@@ -56,14 +61,12 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
         eps = sorted((await store.endpoints()).values(), key=lambda e: e.id)
         return _json({"items": [public(e) for e in eps]})
 
-    @r.post("", status_code=201)
+    @r.post("", status_code=201, openapi_extra=body_schema(WebhookEndpoint))
     async def create_endpoint(request: Request, who=Depends(admin)) -> Response:
         data = await read_object(request, empty={})
         if not str(data.get("id") or "").strip():
             data["id"] = f"wh-{secrets.token_hex(4)}"  # the id is optional: one is made up
-        ep = _endpoint(data)
-        if ep.id in RESERVED:
-            raise HTTPException(422, f"{ep.id!r} is reserved by the API; choose another id")
+        ep = _endpoint(data)  # reserved ids and secrets are checked there (POST and PUT alike)
         if await store.endpoint(ep.id):
             raise HTTPException(409, "an endpoint with this id exists; PUT replaces it")
         await store.put_endpoint(ep)
@@ -89,7 +92,7 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
     async def dead_letters(who=Depends(admin), limit: int = Query(100, ge=1, le=1000)) -> Response:
         return _json({"items": await store.dead(limit)})
 
-    @r.post("/dead-letters/replay")
+    @r.post("/dead-letters/replay", openapi_extra=body_schema(ReplayDeadLetters, required=False))
     async def replay(request: Request, who=Depends(admin)) -> Response:
         """Body `{"ids": [...]}` replays those; an empty body replays every dead letter."""
         req = convert(await read_object(request, empty={}), ReplayDeadLetters)
@@ -115,7 +118,7 @@ def webhooks_router(bus: Bus, viewer: Callable, admin: Callable) -> APIRouter:
             raise HTTPException(404, "no such endpoint")
         return _json(public(ep))
 
-    @r.put("/{endpoint_id}")
+    @r.put("/{endpoint_id}", openapi_extra=body_schema(WebhookEndpoint))
     async def put_endpoint(endpoint_id: EndpointId, request: Request, who=Depends(admin)) -> Response:
         data = await read_object(request, empty={})
         old = await store.endpoint(endpoint_id)

@@ -6,9 +6,10 @@ RPUSH the request on `whip:req:{camera}`, then BLPOP `whip:reply:{request id}` w
 """
 
 
+import asyncio
 import time
 import uuid
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response
 
@@ -22,13 +23,25 @@ CameraId = Annotated[str, PathParam(pattern=ID_PATTERN)]
 SessionId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")]
 MAX_SDP = 64 * 1024
 REPLY_TIMEOUT_S = 10
+MAX_RELAYS = 32  # signalling requests waiting for an ingest worker at once, per web process
 
 
 def whip_router(bus: Bus, principal_dep: Callable[..., Any]) -> APIRouter:
     router = APIRouter(tags=["whip"])
     registry = Registry(bus)
 
-    def publisher(who: Annotated[Any, Depends(principal_dep)]) -> Any:
+    slots = asyncio.Semaphore(MAX_RELAYS)
+
+    async def bounded() -> AsyncIterator[None]:
+        # Each request holds a Redis connection from the pool every stage of this process
+        # shares, a relay for up to REPLY_TIMEOUT_S: a flood of publishers is told to come
+        # back (before it touches Redis at all) instead of starving the stages.
+        if slots.locked():
+            raise HTTPException(503, "too many WHIP requests in progress; try again", headers={"Retry-After": "2"})
+        async with slots:
+            yield
+
+    def publisher(who: Annotated[Any, Depends(principal_dep)], _: Annotated[None, Depends(bounded)]) -> Any:
         # Publishing injects video into the analysis: an admin token, not a viewer's.
         if not who.can("admin"):
             raise HTTPException(403, "publishing needs an admin token")
@@ -40,11 +53,14 @@ def whip_router(bus: Bus, principal_dep: Callable[..., Any]) -> APIRouter:
         pipe.rpush(key, messages.encode(req))
         pipe.expire(key, 60)
         await pipe.execute()
-        got = await bus.r.blpop([bus.keys.whip_reply(req.id)], timeout=REPLY_TIMEOUT_S)
-        if not got:
-            raise HTTPException(504, "the ingest worker for this camera did not answer in time",
-                                headers={"Retry-After": "5"})
-        return messages.decode(got[1], WhipReply)
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            # Short waits: a blocking call longer than the client's socket timeout fails.
+            got = await bus.r.blpop([bus.keys.whip_reply(req.id)], timeout=1)
+            if got:
+                return messages.decode(got[1], WhipReply)
+        raise HTTPException(504, "the ingest worker for this camera did not answer in time",
+                            headers={"Retry-After": "5"})
 
     @router.post("/api/whip/{camera_id}", status_code=201, response_class=Response)
     async def publish(camera_id: CameraId, request: Request,
@@ -81,6 +97,11 @@ def whip_router(bus: Bus, principal_dep: Callable[..., Any]) -> APIRouter:
 
     @router.delete("/api/whip/{camera_id}/{session}", response_class=Response)
     async def end(camera_id: CameraId, session: SessionId, who: Annotated[Any, Depends(publisher)]) -> Response:
+        cam = await registry.camera(camera_id)
+        if cam is None or not (cam.url.startswith("whip://") or cam.url == "whip"):
+            raise HTTPException(404, "no such WHIP camera")
+        if not await bus.r.exists(bus.keys.ingest_lease(camera_id)):
+            raise HTTPException(503, "no ingest worker runs this camera", headers={"Retry-After": "2"})
         req = WhipRequest(id=uuid.uuid4().hex, camera=camera_id, op="delete", session=session,
                           deadline=time.time() + REPLY_TIMEOUT_S)
         reply = await relay(camera_id, req)

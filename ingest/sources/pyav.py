@@ -10,11 +10,14 @@ from typing import Iterator, Literal
 
 import av
 
-from bus.connection import redact_url
+from bus.urls import SourcePolicy, SourceRefused, check_path, display_source
 from ingest.sources.base import Decoded, Source, SourceError
 
 log = logging.getLogger("vigil.ingest")
 KeyframeMode = Literal["off", "on", "auto"]
+# Demuxers of still images: a camera is a video, and a picture on the host's disk must not
+# become a snapshot for viewers (image2 reads .png/.jpg files, *_pipe the same by content).
+STILL_IMAGE_FORMATS = {"image2", "apng", "gif", "webp", "svg"}
 
 
 def ffmpeg_reason(exc: BaseException) -> str:
@@ -47,6 +50,8 @@ class PyAVSource(Source):
         keyframes_only: KeyframeMode = "off",
         sample_fps: float = 5.0,
         format: str | None = None,
+        max_pixels: int = 0,
+        policy: SourcePolicy | None = None,
     ) -> None:
         self.url = url
         self.realtime = realtime
@@ -62,26 +67,52 @@ class PyAVSource(Source):
         self.is_file = format is None and ("://" not in url or url.startswith("file://"))
         self.live = not self.is_file
         self.keyframes_only = keyframes_only == "on"
+        self.max_pixels = max_pixels
+        self.policy = policy or SourcePolicy()
 
     def describe(self) -> str:
-        return redact_url(self.url) if not self.is_file else Path(self.url.removeprefix("file://")).name
+        return display_source(self.url)
 
     def _open(self) -> av.container.InputContainer:
         if self.is_file:
             path = Path(self.url.removeprefix("file://"))
             if not path.is_file():
                 raise SourceError(f"no such file: {path.name}")
+            try:
+                check_path(str(path), self.policy, real=True)  # after symbolic links
+            except SourceRefused as exc:
+                raise SourceError(f"source refused: {exc}") from None
         started = time.monotonic()
         try:
             # The read timeout is capped by the stall watchdog: a source that sends nothing
             # at all is as stalled as one that sends undecodable bytes.
-            return av.open(self.url, format=self.format, options=self.options,
-                           timeout=(self.open_timeout, self._read_timeout))
+            container = av.open(self.url, format=self.format, options=self.options,
+                                timeout=(self.open_timeout, self._read_timeout))
         except av.error.FFmpegError as exc:
             reason = ffmpeg_reason(exc)
             if time.monotonic() - started >= 0.9 * self.open_timeout:
                 reason = f"no answer within {self.open_timeout:g}s"  # FFmpeg says "Immediate exit requested"
             raise SourceError(f"cannot open {self.describe()}: {reason}") from None
+        try:
+            self._check_opened(container)
+        except SourceError:
+            container.close()
+            raise
+        return container
+
+    def _check_opened(self, container: av.container.InputContainer) -> None:
+        names = set((container.format.name or "").split(","))
+        if names & STILL_IMAGE_FORMATS or any(n.endswith("_pipe") for n in names):
+            raise SourceError(f"{self.describe()} is a still image, not a video")
+        if container.streams.video and self.max_pixels:
+            cc = container.streams.video[0].codec_context
+            self._check_size(cc.width or 0, cc.height or 0)
+
+    def _check_size(self, width: int, height: int) -> None:
+        # Before any frame is decoded: one huge-frame source must not take the host's memory.
+        if self.max_pixels and width * height > self.max_pixels:
+            raise SourceError(f"{self.describe()}: frames of {width}x{height} exceed ingest.max_source_pixels "
+                              f"({self.max_pixels})")
 
     @property
     def _read_timeout(self) -> float:
@@ -115,6 +146,8 @@ class PyAVSource(Source):
                     if stop.is_set():
                         return state.last_ts
                     for frame in packet.decode():
+                        if self.max_pixels and frame.width * frame.height > self.max_pixels:
+                            self._check_size(frame.width, frame.height)  # undeclared, or grew mid-stream
                         ts = state.stamp(frame, rate)
                         if self.realtime and self.is_file:
                             # Pace like a camera: frame k is released at its own timestamp.
