@@ -169,7 +169,7 @@ async def open_bus(url: str | None = None, *, prefix: str = "vigil:", persist_di
     # At the cap a caller waits for a free connection (up to 20 s) instead of failing: a flood
     # of requests to one stage must slow it, not raise in every other stage of the process.
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=512, timeout=20, health_check_interval=15)
-    client = aioredis.Redis(connection_pool=pool, decode_responses=False)
+    client = aioredis.Redis.from_pool(pool)  # owns the pool: closing the client closes its connections
     bus = Bus(client, Keys(prefix), url)
     try:
         await client.ping()
