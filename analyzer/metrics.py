@@ -29,6 +29,10 @@ EVENTS = Counter("vigil_analyzer_events", "events written", _L + ["status"])
 SKIPPED_STALE = Counter("vigil_analyzer_skipped_stale", "packets skipped as older than stale_after_s", _L)
 FAILURES = Counter("vigil_analyzer_failures", "packets whose backend call failed (error events)", _L)
 ESCALATIONS = Counter("vigil_analyzer_thinking_escalations", "rules re-asked with thinking", _L)
+SEEN = Counter("vigil_analyzer_packets_seen", "packets whose image slots all held visual tokens when the model "
+               "started answering (measured in-process; minicpm)", _L)
+BLIND = Counter("vigil_analyzer_packets_blind", "packets the model answered without (all of) their frames: error "
+                "events, never verdicts", _L)
 RECLAIMED = Counter("vigil_analyzer_reclaimed", "packets taken over from a dead worker (XAUTOCLAIM)", _L)
 
 
@@ -76,6 +80,8 @@ class AnalyzerMetrics:
         self.skipped_stale = 0
         self.escalations = 0
         self.reclaimed = 0
+        self.packets_seen = 0
+        self.packets_blind = 0
         self.calls = 0
         self.packets_in_calls = 0
         self.tokens_total = 0
@@ -94,8 +100,16 @@ class AnalyzerMetrics:
         self.packets_in_calls += packets
         BATCH.labels(self.backend).observe(packets)
 
-    def event(self, status: str, latency_s: float, age_s: float, visual_tokens: int, escalated: int = 0) -> None:
+    def event(self, status: str, latency_s: float, age_s: float, visual_tokens: int, escalated: int = 0,
+              seen: bool | None = None) -> None:
+        """`seen`: the backend measured that the model received the packet's frames (None: it cannot tell)."""
         self.events += 1
+        if seen is True:
+            self.packets_seen += 1
+            SEEN.labels(self.backend).inc()
+        elif seen is False:
+            self.packets_blind += 1
+            BLIND.labels(self.backend).inc()
         self.latencies.append(latency_s)
         self.ages.append(age_s)
         if status != "error":  # a failed call spent no tokens worth averaging
@@ -158,6 +172,8 @@ class AnalyzerMetrics:
             "skipped_stale": self.skipped_stale,
             "reclaimed": self.reclaimed,
             "thinking_escalations": self.escalations,
+            "packets_seen": self.packets_seen,
+            "packets_blind": self.packets_blind,
             "calls": self.calls,
             "mean_batch": round(self.packets_in_calls / self.calls, 2) if self.calls else 0.0,
             "latency_ms": {"p50": round(_quantile(lat, 0.5) * 1000, 1), "p95": round(_quantile(lat, 0.95) * 1000, 1),

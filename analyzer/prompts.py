@@ -31,7 +31,10 @@ ANSWER_SHAPE = (
     '"rules": [{"rule": "<rule id>", "match": <true|false>, "confidence": <0.0-1.0>, "evidence": "<what you saw>"}]}'
 )
 
-_TAGS = re.compile(r"</?\s*\|?\s*(camera_context|rules|observed_text|system|think|im_start|im_end)[^>]*>", re.I)
+# Our delimiters, the chat template's special tokens, and MiniCPM-V's image markup (an `(<image>./</image>)` in
+# rule text would become an image slot with no image; `<unk>` is what an empty image slot holds).
+_TAGS = re.compile(r"</?\s*\|?\s*(camera_context|rules|observed_text|system|think|im_start|im_end|image_id|image"
+                   r"|slice|unk|ref|box|quad|point)\b[^>]*>|<\|[\w-]*\|>", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 

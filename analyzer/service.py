@@ -202,7 +202,7 @@ class AnalyzerService:
             await self.bus.publish_once(self.bus.keys.events, self.bus.keys.once("event", event.id), event)
             await self.bus.ack(self.stream, self.group, h.entry_id)
             self.metrics.event(analysis.status, latency_s, time.time() - h.wall, analysis.visual_tokens,
-                               analysis.escalated)
+                               analysis.escalated, analysis.seen)
         except Exception:
             # Not acked: it stays pending and is reclaimed after the visibility timeout.
             log.exception("packet %s not acked", h.packet.id)

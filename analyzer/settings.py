@@ -69,7 +69,9 @@ class OpenAISettings(BaseModel):
     concurrency: int = Field(8, ge=1, le=256, description="requests in flight per server")
     breaker_failures: int = Field(5, ge=1, le=1000, description="consecutive failed tries that open the circuit")
     breaker_reset_s: float = Field(15.0, gt=0, description="an open circuit lets one probe through after this long")
-    max_side: int = Field(448, ge=64, le=448, description="frames are sent at most this size (<= 448x448)")
+    model_size: int = Field(448, ge=64, le=1344, description="frames are sent at the model processor's size for "
+                            "this side (bus/frame_size.py: ~448x448 of area, 16:9 -> 602x336); larger frames are shrunk, "
+                            "none enlarged")
     max_tokens: int = Field(512, ge=16, le=16384)
     tokens_per_frame: int = Field(64, ge=1, le=4096, description="for the visual-tokens metric: vLLM does not pack frames")
 
@@ -79,10 +81,16 @@ class MiniCPMSettings(BaseModel):
 
     model_id: str = Field("openbmb/MiniCPM-V-4_5", description="or openbmb/MiniCPM-V-4_5-int4 / -AWQ, or a local path")
     device: str = Field("cuda", description="cuda, cuda:1, cpu (slow), mps")
-    dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="bfloat16 on GPUs; float32 for device cpu (CPUs are slow at half precision)")
     attn_implementation: Literal["sdpa", "flash_attention_2"] = "sdpa"
-    max_batch: int = Field(4, ge=1, le=32, description="packets of different cameras batched into one chat() call")
+    max_batch: int = Field(4, ge=1, le=32, description="packets batched into one chat() call (every packet still "
+                                                      "gets its own 64 visual tokens)")
     max_new_tokens: int = Field(512, ge=16, le=4096)
+    sampling: bool = Field(False, description="false: greedy decoding, the same packet gets the same verdict; true: "
+                                              "the model card's sampling (temperature 0.7, top_p 0.8, top_k 100)")
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0, description="greedy decoding only; 1.0 = none (JSON "
+                                                                       "answers repeat quotes and braces by nature)")
 
 
 class AnalyzerSettings(BaseModel):

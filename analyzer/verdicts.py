@@ -52,6 +52,17 @@ def analysis_from_text(text: str, prompt: Prompt, visual_tokens: int) -> tuple[A
     return Analysis(summary=ans.summary, labels=labels, counts=counts, rules=rules, visual_tokens=visual_tokens), ans
 
 
+def blind_analysis(text: str, prompt: Prompt, got: int, expected: int) -> Analysis:
+    """The model answered a packet whose image slots did not all hold visual tokens: an
+    error event (the answer kept in `raw`), never a verdict."""
+    why = (f"the model did not see this packet's frames: {got} of {expected} image slots held visual tokens; "
+           "answer discarded")
+    labels = motion_labels(prompt.packet)
+    rules = [missing_verdict(r, why) for r in prompt.prompt_rules] + label_verdicts(prompt.label_rules, {}, labels, "motion")
+    return Analysis(summary=why, labels=labels, rules=rules, visual_tokens=got, status="error", raw=text[:RAW_LIMIT],
+                    seen=False)
+
+
 def needs_thinking(analysis: Analysis, prompt: Prompt, uncertain_below: float) -> list[str]:
     """Rule ids to re-ask with thinking: rules marked `think` whose fast verdict is uncertain
     (or missing/unparsed), or that are critical."""
@@ -84,7 +95,8 @@ def merge_thinking(fast: Analysis, fast_text: str, slow: Analysis, slow_text: st
     raw = json.dumps({"fast": fast_text[:RAW_LIMIT], "thinking": slow_text[:RAW_LIMIT]}, ensure_ascii=False)
     return Analysis(summary=base.summary, labels=base.labels, counts=base.counts, rules=merged,
                     visual_tokens=fast.visual_tokens + slow.visual_tokens, status=base.status, raw=raw,
-                    escalated=len(rule_ids))
+                    escalated=len(rule_ids),
+                    seen=None if fast.seen is None and slow.seen is None else bool(fast.seen and slow.seen))
 
 
-__all__ = ["Verdict", "analysis_from_text", "label_verdicts", "merge_thinking", "missing_verdict", "needs_thinking"]
+__all__ = ["Verdict", "analysis_from_text", "blind_analysis", "label_verdicts", "merge_thinking", "missing_verdict", "needs_thinking"]

@@ -1,5 +1,5 @@
 """Turning a decoded frame into what the bus carries: a small luma plane for motion scoring
-and one model-size JPEG.
+and one model-size JPEG (the size the model's processor uses: bus/frame_size.py).
 
 The luma plane is read straight from the decoder's Y plane (no colour conversion). For planar
 4:2:0 frames (nearly every camera) the shrinking happens on the Y/U/V planes before any colour
@@ -14,16 +14,10 @@ import av
 import cv2
 import numpy as np
 
+from bus.frame_size import model_frame_size
+
 _PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 _I420 = {"yuv420p": False, "yuvj420p": True}  # format -> full range
-
-
-def fit_within(width: int, height: int, bound: int) -> tuple[int, int]:
-    """Largest even size <= bound x bound with the aspect ratio kept (never upscales)."""
-    scale = min(bound / width, bound / height, 1.0)
-    w = max(2, int(width * scale) // 2 * 2)
-    h = max(2, int(height * scale) // 2 * 2)
-    return w, h
 
 
 def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> np.ndarray:
@@ -52,8 +46,8 @@ def luma_thumbnail(frame: av.VideoFrame, width: int) -> np.ndarray:
 
 
 def model_bgr(frame: av.VideoFrame, bound: int) -> np.ndarray:
-    """The frame at model size (<= bound x bound, aspect kept) as BGR."""
-    w, h = fit_within(frame.width, frame.height, bound)
+    """The frame at model size (bus.frame_size: the model processor's own size, never enlarged) as BGR."""
+    w, h = model_frame_size(frame.width, frame.height, bound)
     fmt = frame.format.name
     if fmt in _I420 and frame.width % 2 == 0 and frame.height % 2 == 0:
         y = _shrink(_plane(frame, 0, frame.width, frame.height), w, h, cv2.INTER_LINEAR)
@@ -84,7 +78,7 @@ def prepare(frame: av.VideoFrame, luma_width: int, bound: int, quality: int) -> 
     """Both products of a sampled frame; for 4:2:0 frames the first area halvings of the Y
     plane are shared between the luma thumbnail and the model image."""
     if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-        w, h = fit_within(frame.width, frame.height, bound)
+        w, h = model_frame_size(frame.width, frame.height, bound)
         lw = min(luma_width, frame.width)
         lh = max(2, round(frame.height * lw / frame.width))
         y = _plane(frame, 0, frame.width, frame.height)

@@ -15,6 +15,7 @@ import av
 import cv2
 import numpy as np
 
+from bus.frame_size import model_frame_size
 from bus.messages import Packet
 from scheduler.motion import MotionDetector
 from scheduler.packer import Candidate, Packer
@@ -30,11 +31,6 @@ class LumaFrame:
     luma: np.ndarray
     width: int  # of the model-size image the frame would become
     height: int
-
-
-def model_size(width: int, height: int, bound: int = 448) -> tuple[int, int]:
-    scale = min(bound / width, bound / height, 1.0)
-    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
@@ -69,7 +65,7 @@ def decode_luma(path: str | Path, sample_fps: float = 5.0, luma_width: int = 320
             y = _luma(frame)
             h = max(2, round(frame.height * luma_width / frame.width))
             y = cv2.resize(y, (luma_width, h), interpolation=cv2.INTER_AREA)
-            w, hh = model_size(frame.width, frame.height)
+            w, hh = model_frame_size(frame.width, frame.height)
             yield LumaFrame(round(ts, 6), y, w, hh)
 
 

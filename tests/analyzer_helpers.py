@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bus.frame_size import model_frame_size
 from bus.messages import MotionSummary, Packet, PacketFrame
 from scheduler.temporal import temporal_ids
 
@@ -29,10 +30,11 @@ def read_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
     return [out[i] for i in indices if i in out]
 
 
-def fit448(bgr: np.ndarray) -> np.ndarray:
+def at_model_size(bgr: np.ndarray) -> np.ndarray:
+    """The frame at the packet contract's size (bus/frame_size.py), as ingest sends it."""
     h, w = bgr.shape[:2]
-    s = min(1.0, 448 / max(w, h))
-    return cv2.resize(bgr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else bgr
+    size = model_frame_size(w, h)
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA) if size != (w, h) else bgr
 
 
 def jpeg(bgr: np.ndarray) -> bytes:
@@ -42,15 +44,16 @@ def jpeg(bgr: np.ndarray) -> bytes:
 
 
 def make_packet(frames: list[np.ndarray], *, camera: str = "cam1", pid: str | None = None, ts: list[float] | None = None,
-                wall: float | None = None, area: float = 0.05) -> Packet:
-    frames = [fit448(f) for f in frames]
+                wall: float | None = None, area: float = 0.05, packing: int | None = None) -> Packet:
+    frames = [at_model_size(f) for f in frames]
     h, w = frames[0].shape[:2]
     ts = ts if ts is not None else [i * 0.4 for i in range(len(frames))]
     wall0 = (wall if wall is not None else time.time()) - (ts[-1] - ts[0])
-    ids = temporal_ids(ts, packing=len(frames))
+    ids = temporal_ids(ts, packing=packing or len(frames))
+    flat = [i for g in ids for i in g]
     return Packet(
         id=pid or f"{camera}-{int(wall0 * 1000)}-0", camera=camera, reason="motion", width=w, height=h,
-        frames=[PacketFrame(seq=i, ts=t, wall=wall0 + (t - ts[0]), temporal_id=ids[0][i], motion=area, jpeg=jpeg(f))
+        frames=[PacketFrame(seq=i, ts=t, wall=wall0 + (t - ts[0]), temporal_id=flat[i], motion=area, jpeg=jpeg(f))
                 for i, (f, t) in enumerate(zip(frames, ts, strict=True))],
         temporal_ids=ids, motion=MotionSummary(area=area), created=time.time())
 

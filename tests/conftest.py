@@ -60,3 +60,24 @@ def run_cli(args: list[str], timeout: float = 240, env: dict | None = None) -> s
 
 def which(name: str) -> str | None:
     return shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def tiny_minicpm():
+    """The official MiniCPM-V 4.5 code on a tiny random-weight checkpoint (built once, cached
+    outside the repo; tests/support/tiny_minicpm.py). `.path` is the model id, `.env` what
+    subprocesses need."""
+    from tests.support import tiny_minicpm as tm
+
+    why = tm.missing()
+    need(why is None, why or "")
+    return tm.tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_minicpm):
+    """The tiny checkpoint loaded once per session through Vigil's own load_model (CPU, float32)."""
+    from analyzer.backends.minicpm import load_model
+    from analyzer.settings import MiniCPMSettings
+
+    return load_model(MiniCPMSettings(model_id=str(tiny_minicpm.path), device="cpu", dtype="float32"))

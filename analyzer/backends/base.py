@@ -21,6 +21,7 @@ class Analysis:
     escalated: int = 0  # rules re-asked with thinking
     prompt: str = ""  # what the model was asked (system + question), for the packet inspector
     answer: str = ""  # the model's raw answer, kept beside the event even when it parsed
+    seen: bool | None = None  # the model was measured to receive every frame (None: not measurable)
 
 
 class BackendError(RuntimeError):

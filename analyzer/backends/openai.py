@@ -1,7 +1,9 @@
 """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama /v1) over httpx.
 
-Frames go as `image_url` data URLs (<= 448x448); fast mode is asked for with
-`chat_template_kwargs: {enable_thinking: false}` (servers that do not know it ignore it).
+Frames go as `image_url` data URLs at the packet's size, which is the model processor's own
+(about 448x448 of area, bus/frame_size.py: a server running MiniCPM-V 4.5 leaves it as is);
+fast mode is asked for with `chat_template_kwargs: {enable_thinking: false}` (servers that
+do not know it ignore it).
 These servers see each frame as its own image: no temporal packing, 64 visual tokens per
 frame, 384 per six-frame packet -- six times the in-process minicpm path.
 
@@ -25,10 +27,11 @@ from PIL import Image
 
 from analyzer.backends.base import BackendError, BackendUnavailable
 from analyzer.backends.circuit import CircuitBreaker
-from analyzer.backends.model import ModelBackend
+from analyzer.backends.model import ModelBackend, Reply
 from analyzer.prompts import Prompt
 from analyzer.settings import OpenAISettings, ThinkingSettings
 from bus.connection import redact_url
+from bus.frame_size import model_frame_size
 from bus.messages import Packet
 
 log = logging.getLogger("vigil.analyzer.openai")
@@ -41,12 +44,14 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def _fit(jpeg: bytes, width: int, height: int, max_side: int) -> bytes:
-    if width <= max_side and height <= max_side:
+def _fit(jpeg: bytes, width: int, height: int, side: int) -> bytes:
+    """A frame at the model size as is; a larger one (e.g. from a scheduler with another
+    `ingest.model_size`) shrunk to it."""
+    size = model_frame_size(width, height, side)
+    if size == (width, height):
         return jpeg
     with Image.open(io.BytesIO(jpeg)) as im:
-        im = im.convert("RGB")
-        im.thumbnail((max_side, max_side))
+        im = im.convert("RGB").resize(size, Image.Resampling.BICUBIC)
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=85)
         return buf.getvalue()
@@ -114,7 +119,7 @@ class OpenAIBackend(ModelBackend):
         p = prompt.packet
         images = [
             {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(
-                _fit(f.jpeg, p.width, p.height, self.s.max_side)).decode("ascii")}}
+                _fit(f.jpeg, p.width, p.height, self.s.model_size)).decode("ascii")}}
             for f in p.frames
         ]
         return {
@@ -128,15 +133,17 @@ class OpenAIBackend(ModelBackend):
             "chat_template_kwargs": {"enable_thinking": thinking},
         }
 
-    async def generate(self, prompts: list[Prompt], thinking: bool) -> list[str]:
+    async def generate(self, prompts: list[Prompt], thinking: bool) -> list[Reply]:
         if self._client is None:
             await self.start()
-        return list(await asyncio.gather(*(self._ask(p, thinking) for p in prompts)))
+        # What the server's model received cannot be seen from here: the nominal count stands.
+        return [Reply(t) for t in await asyncio.gather(*(self._ask(p, thinking) for p in prompts))]
 
     async def _ask(self, prompt: Prompt, thinking: bool) -> str:
         # Frames larger than allowed are re-encoded: CPU work, so off the loop.
         p = prompt.packet
-        body = (await asyncio.to_thread(self.body, prompt, thinking) if max(p.width, p.height) > self.s.max_side
+        body = (await asyncio.to_thread(self.body, prompt, thinking)
+                if model_frame_size(p.width, p.height, self.s.model_size) != (p.width, p.height)
                 else self.body(prompt, thinking))
         last = ""
         for attempt in range(self.s.max_retries + 1):
