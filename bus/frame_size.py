@@ -15,6 +15,7 @@ analyzer backends that re-fit frames, so every stage agrees on the size.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 MODEL_SIDE = 448  # MiniCPM-V 4.5's scale_resolution (preprocessor_config.json)
 PATCH = 14  # its vision patch size: sides are multiples of it
@@ -33,6 +34,7 @@ def processor_size(width: int, height: int, side: int = MODEL_SIDE) -> tuple[int
     return _to_patch(w), _to_patch(h)
 
 
+@lru_cache(maxsize=1024)  # called per sampled frame; a camera's size rarely changes
 def model_frame_size(width: int, height: int, side: int = MODEL_SIDE) -> tuple[int, int]:
     """Width and height a `width x height` source frame is sent at: the processor's own size
     (one the processor maps to itself), never larger than the source in either side.
@@ -42,17 +44,18 @@ def model_frame_size(width: int, height: int, side: int = MODEL_SIDE) -> tuple[i
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
+    even = max(2, width // 2 * 2), max(2, height // 2 * 2)
+    if width * height <= side * side:
+        return even  # the processor enlarges it; Vigil does not
     t = processor_size(width, height, side)
-    if t[0] > width or t[1] > height or t[0] * t[1] >= width * height:
-        return max(2, width // 2 * 2), max(2, height // 2 * 2)  # the model enlarges it, not Vigil
-    if processor_size(*t, side) == t:
+    if t[0] <= width and t[1] <= height and processor_size(*t, side) == t:
         return t
     # Rounding to whole patches can make the processor's size of its own output differ by a
-    # patch (some aspect ratios): take the nearest size it keeps, closest in aspect.
-    near = [(t[0] + PATCH * i, t[1] + PATCH * j) for i in range(-2, 3) for j in range(-2, 3)]
+    # patch (some aspect ratios): take the nearest size it keeps, within the source, closest in aspect.
+    near = [(t[0] + PATCH * i, t[1] + PATCH * j) for i in range(-3, 4) for j in range(-3, 4)]
     kept = [c for c in near if PATCH <= c[0] <= width and PATCH <= c[1] <= height and processor_size(*c, side) == c]
-    if not kept:
-        return t  # rare (extreme aspect ratios, sources just above the model size): the processor adjusts a patch
+    if not kept:  # rare (extreme aspect ratios, sources just above the model size): the processor adjusts a patch
+        return t if t[0] <= width and t[1] <= height else even
     aspect = math.log(width / height)
     return min(kept, key=lambda c: (abs(math.log(c[0] / c[1]) - aspect), abs(c[0] * c[1] - side * side)))
 

@@ -38,7 +38,7 @@ async def test_request_shape_and_answer(server, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     b = _backend(server)
     await b.start()
-    p = make_packet(synthetic(6, 640, 360), camera="gate")  # fitted to 448x252 like ingest does
+    p = make_packet(synthetic(6, 640, 360), camera="gate")  # at the model size, 602x336, as ingest sends it
     rules = {"gate": [PromptRule(id="loiter", prompt="someone waits at the gate"), LabelRule(id="p", label="person")]}
     [a] = await b.analyze([p], rules, {"gate": "the main gate"})
     await b.close()
@@ -55,7 +55,7 @@ async def test_request_shape_and_answer(server, monkeypatch, caplog):
         head, b64 = part["image_url"]["url"].split(",", 1)
         assert head == "data:image/jpeg;base64"
         with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
-            assert im.size == (448, 252)
+            assert im.size == (602, 336)  # sent as packed: what the model's processor uses
     assert "someone waits at the gate" in user["content"][-1]["text"] and "the main gate" in user["content"][-1]["text"]
     assert a.status == "ok" and a.summary == "fake model: 6 images"
     assert a.visual_tokens == 384  # no temporal packing over this API: 64 per frame
@@ -63,10 +63,11 @@ async def test_request_shape_and_answer(server, monkeypatch, caplog):
     assert by["loiter"].match and by["loiter"].confidence == 0.9 and by["p"].match
 
 
-async def test_oversized_frames_are_shrunk_to_448(server):
+async def test_oversized_frames_are_shrunk_to_the_model_size(server):
     b = _backend(server)
     big = make_packet(synthetic(2, 448, 252))
-    # A packet from an older scheduler with frames above the contract: sent at <= 448.
+    # A packet with frames above the contract (an older scheduler, a bigger ingest.model_size):
+    # sent at the model processor's size for openai.model_size.
     from tests.analyzer_helpers import jpeg
     import numpy as np
 
@@ -78,7 +79,7 @@ async def test_oversized_frames_are_shrunk_to_448(server):
     await b.close()
     url = server.requests[0].body["messages"][1]["content"][0]["image_url"]["url"]
     with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as im:
-        assert max(im.size) == 448
+        assert im.size == (602, 336)
 
 
 async def test_429_and_500_are_retried(server):

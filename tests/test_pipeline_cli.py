@@ -29,8 +29,8 @@ def test_packets_follow_the_contract(car_packets):
         assert set(p) >= {"camera", "packet_id", "frame_ts", "temporal_ids", "width", "height", "motion", "reason"}
         assert p["camera"] == "car-detection"
         assert 1 <= len(p["frame_ts"]) <= 6
-        assert p["width"] <= 448 and p["height"] <= 448
-        assert abs(p["width"] / p["height"] - 768 / 432) < 0.02  # aspect kept
+        # 768x432 at the model processor's own size (bus/frame_size.py): 448x448 of area, sides x14
+        assert (p["width"], p["height"]) == (602, 336)
         assert p["temporal_ids"] == temporal_ids(p["frame_ts"], packing=len(p["frame_ts"]))
         assert sum(len(g) for g in p["temporal_ids"]) == len(p["frame_ts"])
         assert all(0 <= t <= 30.3 for t in p["frame_ts"])  # seconds from the file's start

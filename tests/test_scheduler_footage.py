@@ -77,7 +77,7 @@ def test_every_packet_keeps_the_contract(car_packets):
     last = -1.0
     for p in car_packets:
         assert 1 <= len(p.frames) <= 6
-        assert p.camera == "car" and (p.width, p.height) == (448, 252)
+        assert p.camera == "car" and (p.width, p.height) == (602, 336)  # 768x432 at the model processor's size
         ts = [f.ts for f in p.frames]
         assert ts == sorted(ts) and ts[0] > last  # one camera's packets never reorder or overlap
         last = ts[-1]
