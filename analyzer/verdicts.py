@@ -58,7 +58,8 @@ def blind_analysis(text: str, prompt: Prompt, got: int, expected: int) -> Analys
     why = (f"the model did not see this packet's frames: {got} of {expected} image slots held visual tokens; "
            "answer discarded")
     labels = motion_labels(prompt.packet)
-    rules = [missing_verdict(r, why) for r in prompt.prompt_rules] + label_verdicts(prompt.label_rules, {}, labels, "motion")
+    rules = [missing_verdict(r, why) for r in prompt.prompt_rules]
+    rules += label_verdicts(prompt.label_rules, {}, labels, "motion")
     return Analysis(summary=why, labels=labels, rules=rules, visual_tokens=got, status="error", raw=text[:RAW_LIMIT],
                     seen=False)
 

@@ -133,8 +133,8 @@ async def main(a: argparse.Namespace) -> None:
             got[batch]["cpu_per_packet"] = (cpu_s() - cpu0) / got[batch]["packets"]
         rounds.append(got)
         for batch in (1, 4):
-            print(row(f"round {k + 1}: minicpm official code, batch {batch}", got[batch], got[1] if batch > 1 else None),
-                  flush=True)
+            base = got[1] if batch > 1 else None
+            print(row(f"round {k + 1}: minicpm official code, batch {batch}", got[batch], base), flush=True)
     wall = sorted(r[4]["pps"] / r[1]["pps"] for r in rounds)
     cpu = sorted(r[1]["cpu_per_packet"] / r[4]["cpu_per_packet"] for r in rounds)
     print(f"\nbatch 4 vs 1, median of {len(rounds)} rounds: {statistics.median(wall):.2f}x packets/s "

@@ -10,7 +10,9 @@ from bus.urls import DEFAULT_SCHEMES, SourcePolicy
 class IngestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model_size: int = Field(448, ge=64, le=1344, description="keyframe JPEGs are sized as the model's processor sizes images: about model_size x model_size of area, sides multiples of 14, aspect kept, never enlarged (MiniCPM-V 4.5: 448, so 16:9 -> 602x336)")
+    model_size: int = Field(448, ge=64, le=1344, description="keyframe JPEGs at the model processor's own size "
+                            "(bus/frame_size.py): about model_size x model_size of area, sides multiples of 14, aspect "
+                            "kept, never enlarged (MiniCPM-V 4.5: 448, so 16:9 -> 602x336)")
     jpeg_quality: int = Field(85, ge=30, le=100)
     luma_width: int = Field(160, ge=32, le=1280, description="width of the luma plane sent for motion scoring (the scheduler scores at 160)")
     frames_maxlen: int = Field(300, ge=10, description="ring buffer length of frames:{camera} (MAXLEN ~)")

@@ -234,7 +234,8 @@ def _python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_make_backend_does_not_import_torch():
-    res = _python("import sys\nfrom analyzer.backends import make_backend\nfrom analyzer.settings import AnalyzerSettings\n"
+    res = _python("import sys\nfrom analyzer.backends import make_backend\n"
+                  "from analyzer.settings import AnalyzerSettings\n"
                   "b = make_backend(AnalyzerSettings(backend='minicpm'))\n"
                   "assert b.name == 'minicpm' and b.model == 'openbmb/MiniCPM-V-4_5'\n"
                   "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
@@ -246,7 +247,8 @@ def test_missing_torchvision_is_a_clear_error(tiny_minicpm):
         pytest.skip("a working torchvision is installed here")  # GPU machines with the 'minicpm' extra
     res = _python("import asyncio\nfrom analyzer.backends.minicpm import MiniCPMBackend\n"
                   "from analyzer.settings import MiniCPMSettings\n"
-                  f"b = MiniCPMBackend(MiniCPMSettings(model_id={str(tiny_minicpm.path)!r}, device='cpu', dtype='float32'))\n"
+                  f"s = MiniCPMSettings(model_id={str(tiny_minicpm.path)!r}, device='cpu', dtype='float32')\n"
+                  "b = MiniCPMBackend(s)\n"
                   "asyncio.run(b.start())\n")
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]

@@ -42,6 +42,8 @@ ANALYZER_COUNTERS = (
     ("skipped_stale", "vigil_analyzer_skipped_stale_packets", "packets skipped as older than stale_after_s"),
     ("reclaimed", "vigil_analyzer_reclaimed_packets", "packets taken over from a dead worker (XAUTOCLAIM)"),
     ("thinking_escalations", "vigil_analyzer_thinking_escalations", "rules re-asked with thinking"),
+    ("packets_seen", "vigil_analyzer_packets_seen", "packets measured to reach the model with all frames"),
+    ("packets_blind", "vigil_analyzer_packets_blind", "packets answered without all frames (error events)"),
     ("calls", "vigil_analyzer_backend_calls", "backend calls (each carries one or more packets)"),
 )
 ANALYZER_HISTOGRAMS = (

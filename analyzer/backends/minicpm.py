@@ -116,7 +116,8 @@ class MiniCPMBackend(ModelBackend):
     async def start(self) -> None:
         if self._loaded is None:
             loop = asyncio.get_running_loop()
-            log.info("loading %s on %s (%s, %s)", self.s.model_id, self.s.device, self.s.dtype, self.s.attn_implementation)
+            s = self.s
+            log.info("loading %s on %s (%s, %s)", s.model_id, s.device, s.dtype, s.attn_implementation)
             self._loaded = await loop.run_in_executor(self._pool, load_model, self.s)
 
     async def close(self) -> None:
