@@ -123,12 +123,12 @@ async def test_detect_entry_point_per_frame(model, vtest):
 
     from analyzer.detect import counts, open_detector
     from analyzer.detect.detector import allowed_cores
-    from tests.analyzer_helpers import fit448, jpeg
+    from tests.analyzer_helpers import at_model_size, jpeg
 
     d = open_detector("nanodet", threads=0)
     try:
         assert d.threads == allowed_cores() and not d.fallback
-        frames = [jpeg(fit448(f)) for f in vtest[:4]]
+        frames = [jpeg(at_model_size(f)) for f in vtest[:4]]
         t0 = time.perf_counter()
         per_frame = await d.detect(frames, indices=[2, 3, 4, 5])
         assert time.perf_counter() - t0 < 30
@@ -241,7 +241,10 @@ def test_rule_kinds_on_detector_labels_end_to_end(model, media, tmp_path):
                   {"id": "parked", "kind": "count", "label": "car", "min": 1},
                   {"id": "loiter", "kind": "dwell", "label": "person", "min_s": 3},
                   {"id": "onpath", "kind": "zone", "label": "person", "zones": ["path"]},
-                  {"id": "dogs", "kind": "label", "label": "dog"}],
+                  # Nothing like a boat on a campus path. (A small blob near the left edge scores
+                  # ~0.4 as "sheep" or "dog" depending on the frame size: a near-threshold animal
+                  # label is not a stable absence check.)
+                  {"id": "boats", "kind": "label", "label": "boat"}],
     }))
     res = run_cli(["analyze", str(media / "vtest.avi"), "--duration", "20", "--json", "-c", str(cfg)])
     assert res.returncode == 0, res.stderr
