@@ -4,7 +4,7 @@
 
 Every person (and vehicle) in the frames below was marked by hand, by eye, on the source
 frames (a point on the body, in source pixels). Frames are prepared the way ingest sends them
-(fit within 448x448, JPEG quality 85). A detection is a hit when its box holds a marked point
+(at the model size, bus/frame_size.py: 518x392 for 4:3, 602x336 for 16:9; JPEG quality 85). A detection is a hit when its box holds a marked point
 not yet taken (strongest detections first); one holding only a point marked "optional" (a
 person seen through a window, legs at the frame's edge) counts neither way; any other
 detection of that kind is a false positive. One thread (cv2.setNumThreads(1)) for every
@@ -31,7 +31,7 @@ from analyzer.detect import store  # noqa: E402
 from analyzer.detect.coco import VEHICLES  # noqa: E402
 from analyzer.detect.detector import HogDetector, ObjectDetector, allowed_cores  # noqa: E402
 from analyzer.detect.nanodet import NanoDet  # noqa: E402
-from ingest.prepare import fit_within  # noqa: E402
+from bus.frame_size import model_frame_size  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
 Pt = tuple[int, int]
@@ -82,7 +82,7 @@ def frames(clip: str, marks: dict[int, Marked]) -> list[tuple[str, np.ndarray, M
             raise SystemExit(f"{clip}: ended before frame {max(marks)}")
         if i in marks:
             h, w = bgr.shape[:2]
-            mw, mh = fit_within(w, h, 448)
+            mw, mh = model_frame_size(w, h)
             small = cv2.resize(bgr, (mw, mh), interpolation=cv2.INTER_AREA)
             ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
             out.append((f"{clip}#{i}", cv2.imdecode(buf, cv2.IMREAD_COLOR), marks[i], (w, h)))
@@ -165,7 +165,7 @@ def main() -> int:
     sets = {clip: frames(clip, marks) for clip, marks in CLIPS.items()}
     every = [f for d in sets.values() for f in d]
     thresholds = [float(t) for t in args.thresholds.split(",")]
-    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; one thread; frames fit within 448x448 "
+    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; one thread; frames at the model size "
           f"(JPEG 85), NanoDet input 416x416 letterboxed")
     rows = [run("opencv-hog (baseline)", HogDetector(800, 0.3, threads=1), every)]
     for t in thresholds:
