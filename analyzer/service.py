@@ -21,6 +21,8 @@ import os
 import socket
 import time
 
+from redis.exceptions import RedisError
+
 from analyzer.backends import Backend
 from analyzer.backends.base import Analysis, BackendError, BackendUnavailable
 from analyzer.events import build_event, event_id
@@ -191,7 +193,7 @@ class AnalyzerService:
             self.busy -= 1
             self._wake.set()
 
-    async def _write(self, h: Held, analysis: Analysis, latency_s: float) -> None:
+    async def _write(self, h: Held, analysis: Analysis, latency_s: float, *, last_resort: bool = False) -> None:
         try:
             event = build_event(h.packet, analysis, backend=self.backend.name, model=self.backend.model,
                                 latency_ms=latency_s * 1000)
@@ -203,9 +205,19 @@ class AnalyzerService:
             await self.bus.ack(self.stream, self.group, h.entry_id)
             self.metrics.event(analysis.status, latency_s, time.time() - h.wall, analysis.visual_tokens,
                                analysis.escalated, analysis.seen)
-        except Exception:
-            # Not acked: it stays pending and is reclaimed after the visibility timeout.
+        except (RedisError, OSError):
+            # Redis is away: not acked, so it stays pending and is reclaimed after the visibility timeout.
             log.exception("packet %s not acked", h.packet.id)
+        except Exception as exc:
+            # The analysis itself cannot be written (e.g. a value that does not encode): a retry
+            # would fail the same way forever (a poison packet), so it becomes an error event.
+            log.exception("packet %s: analysis not writable; recorded as an error event", h.packet.id)
+            if not last_resort:
+                failed = Analysis(summary="analysis failed", labels=["motion"] if h.packet.motion.area > 0 else [],
+                                  status="error", raw=f"{type(exc).__name__}: {exc}"[:4000])
+                await self._write(h, failed, latency_s, last_resort=True)
+            else:  # not even an error event can be written: drop it rather than loop on it
+                await self.bus.ack(self.stream, self.group, h.entry_id)
         finally:
             self.held.pop(h.entry_id, None)
 

@@ -217,3 +217,29 @@ async def test_worker_does_not_spin_while_its_only_slot_is_busy(bus):
         await task
     assert svc.busy == 0 and len(await _events(bus)) == 1
     assert during <= 4, f"{during} XREADGROUP calls in 1 s while busy"
+
+
+class _UnwritableCounts(CpuBackend):
+    """A backend bug: an analysis holding a value the event cannot encode."""
+
+    async def analyze(self, packets, rules, contexts):
+        out = await super().analyze(packets, rules, contexts)
+        for a in out:
+            a.counts = {"person": object()}  # type: ignore[dict-item]
+        return out
+
+
+async def test_an_analysis_that_cannot_be_written_becomes_an_error_event_not_a_loop(bus):
+    await _publish(bus, [make_packet(synthetic(2, 160, 90), camera="cam1", pid="poison-1", wall=time.time())])
+    svc = AnalyzerService(bus, AnalyzerSettings(visibility_timeout_s=2), _UnwritableCounts(CpuBackendSettings(), concurrency=1),
+                          consumer="w1")
+
+    async def written():
+        return len(await _events(bus)) >= 1
+
+    await _run_until([svc], written)
+    events = await _events(bus)
+    assert [(e.packet_id, e.status) for e in events] == [("poison-1", "error")], events
+    assert "Error" in events[0].raw, events[0].raw  # the reason is kept for the packet inspector
+    info = await bus.group_info(bus.keys.packets, svc.group)
+    assert info["pending"] == 0  # acked: never reclaimed and retried
