@@ -27,6 +27,7 @@ _ADD_ONCE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return false end
 local args = {KEYS[1]}
 if ARGV[2] ~= '' then table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, ARGV[2]) end
+if ARGV[4] and ARGV[4] ~= '' then table.insert(args, 'MINID'); table.insert(args, '~'); table.insert(args, ARGV[4]) end
 table.insert(args, '*'); table.insert(args, 'm'); table.insert(args, ARGV[1])
 local id = redis.call('XADD', unpack(args))
 redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
@@ -54,12 +55,23 @@ class Bus:
         )
         return _sid(entry)
 
+    async def publish_many(
+        self, stream: str, msgs: list[msgspec.Struct], *, maxlen: int | None = None
+    ) -> list[str]:
+        """XADD several messages in one round trip (MULTI/EXEC: all of them or none, so a
+        retry after a lost connection never writes some twice)."""
+        pipe = self.r.pipeline(transaction=True)
+        for msg in msgs:
+            pipe.xadd(stream, {FIELD: messages.encode(msg)}, maxlen=maxlen, approximate=True)
+        return [_sid(e) for e in await pipe.execute()]
+
     async def publish_once(
-        self, stream: str, marker: str, msg: msgspec.Struct, *, ttl_s: int = 7 * 86400, maxlen: int | None = None
+        self, stream: str, marker: str, msg: msgspec.Struct, *, ttl_s: int = 7 * 86400, maxlen: int | None = None,
+        minid: str | None = None,
     ) -> str | None:
         """XADD unless `marker` was already set; returns the entry id, or None for a duplicate."""
         entry = await self._add_once(
-            keys=[stream, marker], args=[messages.encode(msg), str(maxlen or ""), str(ttl_s)]
+            keys=[stream, marker], args=[messages.encode(msg), str(maxlen or ""), str(ttl_s), minid or ""]
         )
         return _sid(entry) if entry else None
 
@@ -70,13 +82,20 @@ class Bus:
 
     async def read(
         self, cursors: dict[str, str], kind: type[T], *, count: int = 100, block_ms: int | None = 1000,
-        keep_bad: bool = False,
+        keep_bad: bool = False, set_first: dict[str, str] | None = None,
     ) -> list[tuple[str, str, T]]:
         """XREAD from several streams; returns (stream, entry id, message) in stream order.
-        With keep_bad, undecodable entries come back as None so a cursor can move past them."""
+        With keep_bad, undecodable entries come back as None so a cursor can move past them.
+        `set_first`: keys to SET in the same round trip, just before the read."""
         if not cursors:
             return []
-        reply = await self.r.xread(cursors, count=count, block=block_ms)
+        if set_first:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.mset(set_first)
+            pipe.xread(cursors, count=count, block=block_ms)
+            reply = (await pipe.execute())[-1]
+        else:
+            reply = await self.r.xread(cursors, count=count, block=block_ms)
         return self._decode_reply(reply, kind, keep_bad=keep_bad)
 
     async def range(

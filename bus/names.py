@@ -88,10 +88,25 @@ class Keys:
         """Set when the scheduler has flushed a camera's end of stream (value: last packet id)."""
         return f"{self.prefix}sched:done:{camera}"
 
+    def scheduler_state(self, camera: str) -> str:
+        """A scheduler's snapshot of one camera (detector and packer state, msgpack) with the
+        cursor it belongs to: a new owner continues exactly where the last one was."""
+        return f"{self.prefix}sched:state:{camera}"
+
+    def scheduler_lease(self, camera: str) -> str:
+        """String: the scheduler worker id that schedules this camera (PX ttl, renewed by it)."""
+        return f"{self.prefix}sched:lease:{camera}"
+
+    @property
+    def scheduler_workers(self) -> str:
+        """Sorted set: scheduler worker id -> epoch seconds when its heartbeat expires."""
+        return f"{self.prefix}sched:workers"
+
     @property
     def scheduler_stats(self) -> str:
         """Hash of scheduler counters: frames, packets, packets:{camera}, packets_{reason},
-        stale_dropped, stale_dropped:{camera}, recalibrations, bad_frames."""
+        stale_dropped, stale_dropped:{camera}, recalibrations, bad_frames, duplicates (packets
+        a new owner rebuilt that were already published), takeovers."""
         return f"{self.prefix}sched:stats"
 
     def clip(self, packet_id: str) -> str:

@@ -55,10 +55,6 @@ class IngestService:
         self.refused: dict[str, tuple[Camera, CameraStatus]] = {}
         self._rates: dict[str, _Rate] = {}
         self._status_ttl = int(max(30, 3 * settings.lease_ttl_s))
-        if settings.opencv_threads:
-            import cv2
-
-            cv2.setNumThreads(settings.opencv_threads)
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("ingest worker %s up (lease ttl %.0fs)", self.worker, self.settings.lease_ttl_s)

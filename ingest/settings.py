@@ -17,13 +17,17 @@ class IngestSettings(BaseModel):
     luma_width: int = Field(160, ge=32, le=1280, description="width of the luma plane sent for motion scoring (the scheduler scores at 160)")
     frames_maxlen: int = Field(300, ge=10, description="ring buffer length of frames:{camera} (MAXLEN ~)")
     queue_frames: int = Field(32, ge=2, description="frames held between decode and Redis before dropping (live)")
-    decode_threads: int = Field(2, ge=0, le=16, description="codec threads per camera (0: FFmpeg decides)")
+    decode_threads: int = Field(
+        1, ge=0, le=16, description="codec threads per camera (0: FFmpeg decides). One thread decodes 720p H.264 "
+        "at ~490 fps; more threads cost CPU (and a frame of latency each) that a camera rarely needs",
+    )
     backpressure_frames: int = Field(
         150, ge=4, description="fast (replay) mode: how far ingest may run ahead of the scheduler"
     )
     opencv_threads: int = Field(
-        0, ge=0, le=64, description="OpenCV's thread pool size for this process (0: OpenCV's default). Ingest's "
-        "OpenCV calls are tiny; 1 saves the pool's wake-up cost. Process-wide: affects other stages in it too",
+        0, ge=0, le=64, description="OpenCV's thread pool size for the process (process-wide). 0: one thread in "
+        "processes without the analyzer stage (ingest's and the scheduler's OpenCV calls are tiny and the pool's "
+        "wake-ups cost more than they save), OpenCV's default with it",
     )
     # -- live sources: reconnects --------------------------------------------------------
     reconnect_min_s: float = Field(0.5, gt=0, le=60, description="first reconnect delay")

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from scheduler.settings import MotionSettings, Polygon
+from scheduler.state import Array, DetectorState
 
 THUMB = (32, 18)  # signature size for near-duplicate tests between keyframes
 _KERNEL = np.ones((3, 3), np.uint8)
@@ -43,11 +44,26 @@ def thumb_change(a: np.ndarray | None, b: np.ndarray | None, level: float = 12.0
     brightness and contrast to a's (a lighting change alone is not a new view)."""
     if a is None or b is None or a.shape != b.shape:
         return 1.0
-    a25, a50, a75 = np.percentile(a, (25, 50, 75))
-    b25, b50, b75 = np.percentile(b, (25, 50, 75))
+    a25, a50, a75 = _percentiles(a)
+    b25, b50, b75 = _percentiles(b)
     gain = (a75 - a25) / (b75 - b25) if a75 - a25 >= 4.0 and b75 - b25 >= 4.0 else 1.0
     d = a - (b * min(max(gain, 0.5), 2.0) + (a50 - gain * b50))
     return float(np.count_nonzero(np.abs(d) > level)) / d.size
+
+
+_Q = np.array([0.25, 0.5, 0.75])
+
+
+def _percentiles(a: np.ndarray) -> tuple[float, float, float]:
+    """np.percentile(a, (25, 50, 75)) (linear interpolation) for a small signature, without
+    np.percentile's generic machinery (several times the cost of the sort itself)."""
+    s = np.sort(a, axis=None)
+    pos = _Q * (s.size - 1)
+    lo = pos.astype(np.intp)
+    hi = np.minimum(lo + 1, s.size - 1)
+    frac = pos - lo
+    v = s[lo] + (s[hi].astype(np.float64) - s[lo]) * frac
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 def _quartiles(sample: np.ndarray) -> tuple[float, float, float]:
@@ -170,10 +186,13 @@ class MotionDetector:
         self._bq = None
         self._last_ts = ts
         self._calibrate_until = ts + self.s.calibration_s
-        if self._shape != cur.shape:
-            self._shape = cur.shape
-            self._keep = (1 - _raster(self.s.mask, cur.shape)).astype(np.uint8) if self.s.mask else None
-            self._zones = {name: _raster([poly], cur.shape) for name, poly in self.s.zones.items()}
+        self._set_shape(cur.shape)
+
+    def _set_shape(self, shape: tuple[int, int]) -> None:
+        if self._shape != shape:
+            self._shape = shape
+            self._keep = (1 - _raster(self.s.mask, shape)).astype(np.uint8) if self.s.mask else None
+            self._zones = {name: _raster([poly], shape) for name, poly in self.s.zones.items()}
 
     def _matched_background(self, cur: np.ndarray) -> tuple[np.ndarray, bool]:
         """The background with the frame's exposure: gain and offset from both quartile sets.
@@ -224,3 +243,21 @@ class MotionDetector:
 
     def _touched(self, blobs: np.ndarray) -> list[str]:
         return [name for name, z in self._zones.items() if cv2.countNonZero(blobs & z)]
+
+    # -- state, for a failover or restart (scheduler/state.py) ---------------------------------
+    def state(self) -> DetectorState:
+        def arr(a: np.ndarray | None) -> Array | None:
+            return Array.of(a) if a is not None else None
+
+        return DetectorState(shape=self._shape, background=arr(self.background), prev=arr(self._prev),
+                             still=arr(self._still), last_ts=self._last_ts, calibrate_until=self._calibrate_until,
+                             n=self._n, bq=self._bq)
+
+    def load(self, st: DetectorState) -> None:
+        self.background = st.background.array() if st.background is not None else None
+        self._prev = st.prev.array() if st.prev is not None else None
+        self._still = st.still.array() if st.still is not None else None
+        self._last_ts, self._calibrate_until, self._n, self._bq = st.last_ts, st.calibrate_until, st.n, st.bq
+        self._shape = None
+        if st.shape:
+            self._set_shape(tuple(st.shape))  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from bus.messages import MotionSummary, Packet, PacketFrame, Reason
 from scheduler.motion import MotionResult, thumb_change
 from scheduler.settings import SchedulerSettings
+from scheduler.state import Array, CandidateState, MotionState, PackerState, PendingState
 from scheduler.temporal import temporal_ids
 
 
@@ -221,3 +222,49 @@ class Packer:
             motion=MotionSummary(area=round(best.motion.area, 5), boxes=best.motion.boxes, zones=zones),
             created=time.time(),
         )
+
+    # -- state, for a failover or restart (scheduler/state.py) ---------------------------------
+    def state(self) -> PackerState:
+        hist = list(self.history)
+        if hist:
+            # Only the frames a later onset can still reach: the current moving run and the
+            # pre-roll before it (what _start looks at).
+            anchor = hist[-max(self.moving_run, 1)].ts - self.s.pre_roll_s - 1e-6
+            hist = [c for c in hist if c.ts >= anchor]
+        p = self.pending
+        pending = None if p is None else PendingState(
+            reason=p.reason, start=p.start, frames=[_cand_state(c) for c in p.frames], slot=p.slot,
+            best=_cand_state(p.best) if p.best is not None else None, best_score=p.best_score)
+        return PackerState(
+            active=self.active, moving_run=self.moving_run, onset_ts=self.onset_ts, last_motion_ts=self.last_motion_ts,
+            last_packet_ts=self.last_packet_ts,
+            # The last keyframe serves only as a reference for changes: its image is not kept.
+            last_key=_cand_state(self.last_key, jpeg=False) if self.last_key else None,
+            history=[_cand_state(c) for c in hist], pending=pending)
+
+    def load(self, st: PackerState) -> None:
+        self.active, self.moving_run, self.onset_ts = st.active, st.moving_run, st.onset_ts
+        self.last_motion_ts, self.last_packet_ts = st.last_motion_ts, st.last_packet_ts
+        self.last_key = _cand(st.last_key) if st.last_key is not None else None
+        self.history = deque((_cand(c) for c in st.history), maxlen=self.history.maxlen)
+        p = st.pending
+        self.pending = None if p is None else _Pending(
+            reason=p.reason, start=p.start, frames=[_cand(c) for c in p.frames], slot=p.slot,  # type: ignore[arg-type]
+            best=_cand(p.best) if p.best is not None else None, best_score=p.best_score)
+
+
+def _cand_state(c: Candidate, jpeg: bool = True) -> CandidateState:
+    m = c.motion
+    return CandidateState(
+        entry_id=c.entry_id, seq=c.seq, ts=c.ts, wall=c.wall, width=c.width, height=c.height,
+        jpeg=c.jpeg if jpeg else b"",
+        motion=MotionState(area=m.area, boxes=m.boxes, zones=m.zones, recalibrated=m.recalibrated,
+                           global_motion=m.global_motion, thumb=Array.of(m.thumb) if m.thumb is not None else None))
+
+
+def _cand(c: CandidateState) -> Candidate:
+    m = c.motion
+    motion = MotionResult(m.area, m.boxes, m.zones, recalibrated=m.recalibrated, global_motion=m.global_motion,
+                          thumb=m.thumb.array() if m.thumb is not None else None)
+    return Candidate(entry_id=c.entry_id, seq=c.seq, ts=c.ts, wall=c.wall, width=c.width, height=c.height,
+                     jpeg=c.jpeg, motion=motion)

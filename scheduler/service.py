@@ -1,5 +1,11 @@
-"""The scheduler stage: reads every camera's frames, scores motion, emits packets.
+"""The scheduler stage: reads its cameras' frames, scores motion, emits packets.
 
+Scale-out: scheduler processes share the cameras through leases in Redis (one scheduler per
+camera, fair shares, a dead process's cameras move within `lease_ttl_s`). Each camera's
+detector and packer state is saved with its cursor every `snapshot_s` (or `snapshot_frames`),
+so the next owner continues from exactly that state: it rebuilds the packets since the save
+with the same ids, and the packets stream takes each id once (publish_once), so a failover
+neither loses nor duplicates a packet.
 Fairness: one XREAD takes at most `batch` frames from each camera's stream, so a camera with
 a backlog cannot crowd out the others in a round, and the packets of a round are published
 interleaved across cameras, onset packets first (each camera's own order kept).
@@ -11,20 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import defaultdict
 
 import numpy as np
 
 from bus.connection import Bus
+from bus.lease import LeaseSet, fair_share
 from bus.messages import Camera, Frame, FrameStreamItem, Packet, StreamEnd
 from bus.registry import Registry
 from bus.zones import CameraAreas, ZoneStore
+from scheduler import state as snapshots
 from scheduler.motion import MotionDetector, MotionResult
 from scheduler.packer import Candidate, Packer
 from scheduler.settings import SchedulerSettings
 
 log = logging.getLogger("vigil.scheduler")
+# One id per process: a stage that the supervisor restarts keeps its leases.
+PROCESS_WORKER = f"{(socket.gethostname().split('.')[0][:32] or 'host')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class _CameraState:
@@ -35,6 +48,8 @@ class _CameraState:
         self.live = camera.pace == "realtime"
         self.errors = 0
         self.areas_stamp: float | None = None  # `updated` of the zones/masks entry applied (None: the YAML's)
+        self.unsaved = 0  # frames consumed since the last snapshot
+        self.saved_at = time.monotonic()
 
     def apply_areas(self, areas: CameraAreas | None) -> None:
         """Zones and masks from Redis (drawn in the dashboard) replace the settings' ones."""
@@ -44,6 +59,15 @@ class _CameraState:
         self.areas_stamp = stamp
         m = self.settings.motion
         self.detector.set_areas(areas.masks if areas else m.mask, areas.zones if areas else m.zones)
+
+    def snapshot(self, camera: str, cursor: str) -> bytes:
+        return snapshots.encode(snapshots.CameraSnapshot(
+            camera=camera, cursor=cursor, saved=time.time(), detector=self.detector.state(),
+            packer=self.packer.state()))
+
+    def restore(self, snap: snapshots.CameraSnapshot) -> None:
+        self.detector.load(snap.detector)
+        self.packer.load(snap.packer)
 
 
 def interleave(packets: list[Packet]) -> list[Packet]:
@@ -62,55 +86,128 @@ def interleave(packets: list[Packet]) -> list[Packet]:
 
 
 class SchedulerService:
-    def __init__(self, bus: Bus, settings: SchedulerSettings, *, batch: int = 25) -> None:
+    def __init__(self, bus: Bus, settings: SchedulerSettings, *, batch: int = 25, worker_id: str | None = None) -> None:
         self.bus = bus
         self.s = settings
         self.registry = Registry(bus)
         self.zones = ZoneStore(bus)
         self.batch = batch
+        self.worker = worker_id or PROCESS_WORKER
+        self.leases = LeaseSet(bus, self.worker, settings.lease_ttl_s, settings.poll_s,
+                               lease_key=bus.keys.scheduler_lease, members_key=bus.keys.scheduler_workers)
         self.cams: dict[str, _CameraState] = {}
-        self.cursors: dict[str, str] = {}
+        self.cursors: dict[str, str] = {}  # cameras this process schedules (holds the lease of)
         self.packets_out = 0
         self.stale_dropped = 0
         self._stats: dict[str, int] = defaultdict(int)
+        self._progress: dict[str, str] = {}  # cursor keys to write with the next read
 
     async def run(self, stop: asyncio.Event) -> None:
-        last_refresh = 0.0
-        while not stop.is_set():
-            if time.monotonic() - last_refresh > 1.0:
-                await self._refresh_cameras()
-                await self._flush_stats()
-                last_refresh = time.monotonic()
-            if not self.cursors:
-                await asyncio.sleep(0.2)
-                continue
-            streams = {self.bus.keys.frames(c): cur for c, cur in self.cursors.items()}
-            # Undecodable entries come back as None so the cursor still moves past them.
-            rows = await self.bus.read(streams, FrameStreamItem, count=self.batch, block_ms=250, keep_bad=True)
-            if rows:
-                # Motion scoring and packet assembly are CPU work: keep them off the event loop.
-                packets, ended = await asyncio.to_thread(self._process, rows)
-                await self._publish(packets)
-                await self._save_cursors(rows, ended)
-            await self._publish(self._due())
-        await self._flush_stats()
+        next_poll = 0.0
+        log.info("scheduler %s up (lease ttl %.0fs)", self.worker, self.s.lease_ttl_s)
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_poll:
+                    await self._reconcile()
+                    await self._flush_stats()
+                    next_poll = time.monotonic() + self.s.poll_s
+                if not self.cursors:
+                    await asyncio.sleep(min(0.2, self.s.poll_s))
+                    continue
+                streams = {self.bus.keys.frames(c): cur for c, cur in self.cursors.items()}
+                # Undecodable entries come back as None so the cursor still moves past them. The
+                # last round's cursors ride along with this read (one round trip, not two).
+                progress, self._progress = self._progress, {}
+                rows = await self.bus.read(streams, FrameStreamItem, count=self.batch, block_ms=250, keep_bad=True,
+                                           set_first=progress)
+                if rows:
+                    # Motion scoring and packet assembly are CPU work: keep them off the event loop.
+                    packets, ended = await asyncio.to_thread(self._process, rows)
+                    await self._publish(packets)
+                    await self._advance(rows, ended)
+                await self._publish(self._due())
+        finally:
+            await self._leave()
 
-    async def _refresh_cameras(self) -> None:
+    # -- cameras and leases ------------------------------------------------------------
+    async def _reconcile(self) -> None:
         cams = await self.registry.cameras()
-        for cam_id, cam in cams.items():
-            if cam_id not in self.cursors:
-                saved = await self.bus.r.get(self.bus.keys.scheduler_cursor(cam_id))
-                self.cursors[cam_id] = saved.decode() if saved else "0-0"
-                self.cams[cam_id] = _CameraState(cam, self.s)
-            else:
-                self.cams[cam_id].live = cam.pace == "realtime"
-        for cam_id in list(self.cursors):
+        workers = await self.leases.heartbeat()
+        for cam_id in list(self.cams):
             if cam_id not in cams:
-                self.cursors.pop(cam_id)
-                self.cams.pop(cam_id, None)
+                self._drop(cam_id)
+                await self.leases.release(cam_id)
+            else:
+                self.cams[cam_id].live = cams[cam_id].pace == "realtime"
+        for cam_id in await self.leases.renew(list(self.cams)):
+            log.warning("camera %s: lease taken by another scheduler; stopping here", cam_id)
+            self._drop(cam_id)
+        share = fair_share(len(cams), workers)
+        if workers > 1 and len(self.cams) > share:
+            for cam_id in sorted(self.cams)[share:]:
+                await self._hand_back(cam_id)
+        for cam_id, cam in sorted(cams.items()):
+            if len(self.cams) >= share:
+                break
+            if cam_id not in self.cams and await self.leases.acquire(cam_id):
+                await self._adopt(cam)
         areas = await self.zones.all()
         for cam_id, st in self.cams.items():
             st.apply_areas(areas.get(cam_id))
+
+    async def _adopt(self, cam: Camera) -> None:
+        """Take a camera over where its last owner left it: its snapshot and cursor."""
+        st = _CameraState(cam, self.s)
+        cursor = None
+        raw = await self.bus.r.get(self.bus.keys.scheduler_state(cam.id))
+        snap = snapshots.decode(raw) if raw else None
+        if snap is not None:
+            try:
+                st.restore(snap)
+                cursor = snap.cursor
+            except (ValueError, TypeError) as exc:  # settings changed shape: start afresh
+                log.warning("camera %s: saved scheduler state unusable (%s); starting afresh", cam.id, exc)
+                st = _CameraState(cam, self.s)
+        if cursor is None:
+            saved = await self.bus.r.get(self.bus.keys.scheduler_cursor(cam.id))
+            cursor = saved.decode() if saved else "0-0"
+        self.cams[cam.id], self.cursors[cam.id] = st, cursor
+        self._stats["takeovers"] += 1
+        log.info("camera %s: scheduled by %s from %s", cam.id, self.worker, cursor)
+
+    def _drop(self, cam_id: str) -> None:
+        self.cams.pop(cam_id, None)
+        self.cursors.pop(cam_id, None)
+        self._progress.pop(self.bus.keys.scheduler_cursor(cam_id), None)
+
+    async def _hand_back(self, cam_id: str) -> None:
+        """Rebalancing: save the camera's state, then let another scheduler take it."""
+        await self._save(cam_id)
+        self._drop(cam_id)
+        await self.leases.release(cam_id)
+        log.info("camera %s: handed back (rebalancing)", cam_id)
+
+    async def _save(self, cam_id: str) -> None:
+        st = self.cams.get(cam_id)
+        if st is None:
+            return
+        cursor = self.cursors[cam_id]
+        keys = self.bus.keys
+        # Only while the lease is ours: a scheduler that lost it while paused must not
+        # overwrite what the new owner keeps.
+        await self.leases.set_if_owner(cam_id, {keys.scheduler_state(cam_id): st.snapshot(cam_id, cursor),
+                                                keys.scheduler_cursor(cam_id): cursor})
+        st.unsaved, st.saved_at = 0, time.monotonic()
+
+    async def _leave(self) -> None:
+        try:
+            for cam_id in list(self.cams):
+                await self._save(cam_id)
+                await self.leases.release(cam_id)
+            await self.leases.leave()
+            await self._flush_stats()
+        except Exception as exc:  # shutting down: Redis may already be gone
+            log.debug("scheduler: final save/lease release failed: %s", exc)
 
     def _process(self, rows: list[tuple[str, str, FrameStreamItem]]) -> tuple[list[Packet], dict[str, StreamEnd]]:
         out: list[Packet] = []
@@ -122,6 +219,7 @@ class SchedulerService:
             st = self.cams.get(msg.camera)
             if st is None:
                 continue
+            st.unsaved += 1
             if isinstance(msg, StreamEnd):
                 out += st.packer.flush()
                 st.detector.reset()
@@ -147,7 +245,8 @@ class SchedulerService:
         now = time.time()
         out: list[Packet] = []
         for st in self.cams.values():
-            out += st.packer.due(now)
+            if st.live:  # a replay's pending packet leaves with its next frames or its end
+                out += st.packer.due(now)
         return out
 
     def _fresh(self, p: Packet, now: float) -> bool:
@@ -168,8 +267,13 @@ class SchedulerService:
                 self._stats["stale_dropped"] += 1
                 self._stats[f"stale_dropped:{p.camera}"] += 1
                 continue
-            entry = await self.bus.publish(self.bus.keys.packets, p, minid=minid)
-            await self.bus.r.set(self.bus.keys.packet_ref(p.id), entry, ex=self.s.retention_s)
+            # Once per id: a new owner that rebuilds packets from the last snapshot skips the
+            # ones its predecessor had already sent.
+            entry = await self.bus.publish_once(self.bus.keys.packets, self.bus.keys.packet_ref(p.id), p,
+                                                ttl_s=self.s.retention_s, minid=minid)
+            if entry is None:
+                self._stats["duplicates"] += 1
+                continue
             self.packets_out += 1
             self._stats["packets"] += 1
             self._stats[f"packets:{p.camera}"] += 1
@@ -185,22 +289,27 @@ class SchedulerService:
             pipe.hincrby(self.bus.keys.scheduler_stats, field, n)
         await pipe.execute()
 
-    async def _save_cursors(self, rows: list, ended: dict[str, StreamEnd]) -> None:
+    async def _advance(self, rows: list, ended: dict[str, StreamEnd]) -> None:
+        """Move the cursors past this round's frames (written with the next read), and save
+        a camera's snapshot when one is due."""
         by_stream = {self.bus.keys.frames(c): c for c in self.cursors}
-        last: dict[str, str] = {}
         for stream, entry_id, _ in rows:
-            if stream in by_stream:
-                last[by_stream[stream]] = entry_id
-        pipe = self.bus.r.pipeline(transaction=False)
-        for cam, entry_id in last.items():
-            if cam in self.cursors:
+            cam = by_stream.get(stream)
+            if cam is not None:
                 self.cursors[cam] = entry_id
-                pipe.set(self.bus.keys.scheduler_cursor(cam), entry_id)
+                self._progress[self.bus.keys.scheduler_cursor(cam)] = entry_id
+        now = time.monotonic()
+        for cam, st in self.cams.items():
+            if st.unsaved and (cam in ended or st.unsaved >= self.s.snapshot_frames
+                               or now - st.saved_at >= self.s.snapshot_s):
+                await self._save(cam)
+                self._progress.pop(self.bus.keys.scheduler_cursor(cam), None)
         if ended:
             await self._flush_stats()
-        for cam, end in ended.items():
-            pipe.set(self.bus.keys.scheduler_done(cam), str(end.frames))
-        await pipe.execute()
+            pipe = self.bus.r.pipeline(transaction=False)
+            for cam, end in ended.items():
+                pipe.set(self.bus.keys.scheduler_done(cam), str(end.frames))
+            await pipe.execute()
 
 
 def _candidate(entry_id: str, f: Frame, motion: MotionResult) -> Candidate:

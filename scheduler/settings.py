@@ -75,6 +75,14 @@ class SchedulerSettings(BaseModel):
     heartbeat_s: float | None = Field(None, gt=0, description="a packet every this often on idle cameras; off if unset")
     max_age_s: float | None = Field(15.0, gt=0, description="live packets older than this are dropped, counted; unset: never")
     retention_s: int = Field(86400, ge=60, description="packets older than this are trimmed from the stream")
+    # -- scale-out: several scheduler processes share the cameras through leases -----------
+    lease_ttl_s: float = Field(10.0, ge=1, le=300, description="a dead scheduler's cameras move within this")
+    poll_s: float = Field(1.0, gt=0, le=60, description="registry poll and lease renewal period")
+    snapshot_s: float = Field(
+        5.0, gt=0, le=300, description="a camera's state is saved at least this often (a new owner rebuilds the "
+        "packets since the last save, with the same ids)",
+    )
+    snapshot_frames: int = Field(50, ge=1, description="... and at least every this many frames (fast replays)")
     cameras: dict[str, CameraOverrides] = Field(default_factory=dict, description="per-camera overrides")
 
     @model_validator(mode="after")

@@ -13,15 +13,9 @@ from typing import Any
 
 import msgspec
 
-from alerts.service import AlertsService
-from analyzer.backends import make_backend
-from analyzer.service import AnalyzerService
 from bus.connection import Bus
 from bus.registry import Registry
 from bus.zones import ZoneStore
-from ingest.service import IngestService
-from recorder.service import RecorderService
-from scheduler.service import SchedulerService
 from vigil.config import VigilConfig
 
 log = logging.getLogger("vigil")
@@ -75,6 +69,7 @@ class Pipeline:
         return start > self.failed[stage] and time.monotonic() - start >= HEALTHY_AFTER_S
 
     async def start(self) -> None:
+        _set_opencv_threads(self.cfg.ingest.opencv_threads, self.stages)
         for stage in self.stages:
             svc = self._make(stage)
             self.services[stage] = svc
@@ -103,16 +98,29 @@ class Pipeline:
                 pass
 
     def _make(self, stage: str) -> Any:
+        # Stages are imported when a process runs them: `vigil ingest` or `vigil packets`
+        # start without loading the analyzer, alerts, recorder and web code (start-up is CPU too).
         c = self.cfg
         if stage == "ingest":
+            from ingest.service import IngestService
+
             return IngestService(self.bus, c.ingest)
         if stage == "scheduler":
+            from scheduler.service import SchedulerService
+
             return SchedulerService(self.bus, c.scheduler)
         if stage == "analyzer":
+            from analyzer.backends import make_backend
+            from analyzer.service import AnalyzerService
+
             return AnalyzerService(self.bus, c.analyzer, make_backend(c.analyzer))
         if stage == "alerts":
+            from alerts.service import AlertsService
+
             return AlertsService(self.bus, c.alerts)
         if stage == "recorder":
+            from recorder.service import RecorderService
+
             return RecorderService(self.bus, c.recorder)
         if stage == "web":
             return WebStage(self.bus, c)
@@ -175,6 +183,18 @@ class Pipeline:
                 await self.bus.r.delete(*(self.bus.keys.stage_heartbeat(s, worker) for s in self.tasks))
             except Exception as exc:  # Redis already gone (an external one restarting): the TTL cleans up
                 log.debug("heartbeat keys not removed: %s", exc)
+
+
+def _set_opencv_threads(configured: int, stages: tuple[str, ...]) -> None:
+    """OpenCV's thread pool is process-wide. Ingest's and the scheduler's OpenCV calls are
+    small (a few hundred microseconds) and the pool's wake-ups cost more CPU than they save, so
+    a process without the analyzer (whose detectors do use the pool) runs it on one thread
+    unless `ingest.opencv_threads` says otherwise."""
+    n = configured or (1 if "analyzer" not in stages and {"ingest", "scheduler"} & set(stages) else 0)
+    if n:
+        import cv2
+
+        cv2.setNumThreads(n)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
