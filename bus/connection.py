@@ -60,6 +60,8 @@ class Bus:
     ) -> list[str]:
         """XADD several messages in one round trip (MULTI/EXEC: all of them or none, so a
         retry after a lost connection never writes some twice)."""
+        if len(msgs) == 1:
+            return [await self.publish(stream, msgs[0], maxlen=maxlen)]
         pipe = self.r.pipeline(transaction=True)
         for msg in msgs:
             pipe.xadd(stream, {FIELD: messages.encode(msg)}, maxlen=maxlen, approximate=True)

@@ -20,7 +20,9 @@ from ingest.settings import IngestSettings
 from ingest.sources import Decoded, Source, SourceError, open_source
 
 log = logging.getLogger("vigil.ingest")
-WRITE_BATCH = 64  # most frames written in one round trip
+WRITE_BATCH = 32  # most frames written in one round trip
+FAST_BATCH = 16  # replays: frames handed from the decode thread to the event loop at once
+FAST_BATCH_WAIT_S = 0.1  # ... or after this long
 
 
 @dataclass
@@ -80,6 +82,10 @@ class CameraIngest:
         # (cheaper than a coroutine round trip per frame).
         self._slots = threading.Semaphore(settings.queue_frames)
         self._writer_gone = threading.Event()
+        # Replays: frames the decode thread has not handed to the event loop yet (a batch).
+        self._outbox: list[Frame | StreamEnd] = []
+        self._outbox_since = 0.0
+        self._outbox_max = max(1, min(FAST_BATCH, settings.queue_frames // 2))
         self._bus_down = False
 
     def stop(self) -> None:
@@ -213,14 +219,20 @@ class CameraIngest:
         if loop.is_closed():
             return
         if self.fast:
-            # Replays lose nothing: wait for room instead of dropping.
-            while not self._slots.acquire(timeout=0.5):
-                if self._writer_gone.is_set() or loop.is_closed():
-                    return
-            try:
-                loop.call_soon_threadsafe(self._queue.put_nowait, msg)
-            except RuntimeError:
-                pass  # loop closed: nobody is left to write
+            # Replays lose nothing: wait for room instead of dropping. They are about
+            # throughput, so frames go to the event loop in batches (one wake-up each), and
+            # the writer and the scheduler then handle many frames per round trip.
+            if not self._slots.acquire(blocking=False):
+                self._flush_outbox(loop)
+                while not self._slots.acquire(timeout=0.5):
+                    if self._writer_gone.is_set() or loop.is_closed():
+                        return
+            if not self._outbox:
+                self._outbox_since = time.monotonic()
+            self._outbox.append(msg)
+            if (isinstance(msg, StreamEnd) or len(self._outbox) >= self._outbox_max
+                    or time.monotonic() - self._outbox_since >= FAST_BATCH_WAIT_S):
+                self._flush_outbox(loop)
             return
 
         def put_or_drop() -> None:
@@ -233,6 +245,18 @@ class CameraIngest:
             loop.call_soon_threadsafe(put_or_drop)
         except RuntimeError:
             pass  # loop closed: nobody is left to write
+
+    def _flush_outbox(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._outbox = self._outbox, []
+        if batch:
+            try:
+                loop.call_soon_threadsafe(self._put_all, batch)
+            except RuntimeError:
+                pass  # loop closed: nobody is left to write
+
+    def _put_all(self, batch: list[Frame | StreamEnd]) -> None:
+        for msg in batch:
+            self._queue.put_nowait(msg)
 
     # -- writer (event loop) ------------------------------------------------------------
     async def _write_loop(self) -> None:

@@ -2,10 +2,11 @@
 and one model-size JPEG (the size the model's processor uses: bus/frame_size.py).
 
 The luma plane is read straight from the decoder's Y plane (no colour conversion). For planar
-4:2:0 frames (nearly every camera) the shrinking happens on the Y/U/V planes before any colour
-conversion: exact 2x area steps (cheap, SIMD) down to less than twice the target, one linear
-step to the target, then a colour conversion of the small image only. Other pixel formats go
-through swscale, fused resize and conversion.
+4:2:0 frames (nearly every camera) the shrinking happens on the Y/U/V planes: exact 2x area
+steps (cheap, SIMD) down to less than twice the target, one linear step to the target, and the
+JPEG is encoded from those planes as they are (a JPEG stores YCbCr 4:2:0 itself), so no colour
+conversion happens at all, only a table lookup from video to full range. Other pixel formats
+go through swscale, fused resize and conversion.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from __future__ import annotations
 import av
 import cv2
 import numpy as np
+import simplejpeg
 
 from bus.frame_size import model_frame_size
 
 _PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 _I420 = {"yuv420p": False, "yuvj420p": True}  # format -> full range
+# Video-range levels (Y 16..235, Cb/Cr 16..240) -> the full range a JPEG (JFIF) holds.
+_Y_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_C_FULL = np.clip(np.round((np.arange(256) - 128) * 255 / 224 + 128), 0, 255).astype(np.uint8)
 
 
 def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> np.ndarray:
@@ -74,10 +79,20 @@ def _jpeg(bgr: np.ndarray, quality: int) -> tuple[bytes, int, int]:
     return buf.tobytes(), bgr.shape[1], bgr.shape[0]
 
 
+def _jpeg_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray, full_range: bool, quality: int) -> bytes:
+    """A JPEG straight from 4:2:0 planes (libjpeg-turbo), without any colour conversion."""
+    if full_range:
+        y, u, v = (np.ascontiguousarray(p) for p in (y, u, v))
+    else:
+        y, u, v = cv2.LUT(y, _Y_FULL), cv2.LUT(u, _C_FULL), cv2.LUT(v, _C_FULL)
+    return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
+
+
 def prepare(frame: av.VideoFrame, luma_width: int, bound: int, quality: int) -> tuple[np.ndarray, bytes, int, int]:
     """Both products of a sampled frame; for 4:2:0 frames the first area halvings of the Y
     plane are shared between the luma thumbnail and the model image."""
-    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+    fmt = frame.format.name
+    if fmt in _I420 and frame.width % 2 == 0 and frame.height % 2 == 0:
         w, h = model_frame_size(frame.width, frame.height, bound)
         lw = min(luma_width, frame.width)
         lh = max(2, round(frame.height * lw / frame.width))
@@ -89,8 +104,6 @@ def prepare(frame: av.VideoFrame, luma_width: int, bound: int, quality: int) -> 
         ym = _shrink(y, w, h, cv2.INTER_LINEAR)
         u = _shrink(_plane(frame, 1, frame.width // 2, frame.height // 2), w // 2, h // 2, cv2.INTER_LINEAR)
         v = _shrink(_plane(frame, 2, frame.width // 2, frame.height // 2), w // 2, h // 2, cv2.INTER_LINEAR)
-        i420 = np.concatenate((ym.reshape(-1), u.reshape(-1), v.reshape(-1))).reshape(h * 3 // 2, w)
-        jpeg, w, h = _jpeg(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), quality)
-        return luma, jpeg, w, h
+        return luma, _jpeg_i420(ym, u, v, _I420[fmt], quality), w, h
     jpeg, w, h = model_jpeg(frame, bound, quality)
     return luma_thumbnail(frame, luma_width), jpeg, w, h

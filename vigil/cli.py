@@ -119,12 +119,30 @@ async def _drained(bus: Bus, camera: str, groups: list[tuple[str, str]]) -> bool
 
 
 def _progress():
+    if not sys.stderr.isatty():
+        return _NoProgress()
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                     TimeElapsedColumn(), console=Console(stderr=True), transient=True,
                     disable=not sys.stderr.isatty())
+
+
+class _NoProgress:
+    """The progress bar's interface, doing nothing (stderr is not a terminal)."""
+
+    def __enter__(self) -> "_NoProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _source_duration(source: str) -> float | None:
@@ -141,7 +159,8 @@ async def _run_oneshot(cfg: VigilConfig, cam: Camera, stages: tuple[str, ...], k
                        on_item, groups: list[tuple[str, str]], finish=None) -> int:
     """Run `stages` over one source until it is fully processed, handing every message of
     `streams` to `on_item` as it is written."""
-    total = cam.duration or (_source_duration(cam.url) if cam.pace == "fast" else None)
+    # The length only feeds the progress bar, which shows on a terminal only (probing costs).
+    total = cam.duration or (_source_duration(cam.url) if cam.pace == "fast" and sys.stderr.isatty() else None)
     async with open_bus(cfg.redis.url, prefix=cfg.redis.prefix) as bus:
         await seed_registry(bus, cfg)
         pipe = Pipeline(bus, cfg, stages)
