@@ -210,10 +210,12 @@ class CameraIngest:
         )
 
     def _wall(self, ts: float) -> float:
-        # Files: the start of the run plus stream time, so paced and fast replays agree.
+        # Files: the start of the run plus stream time, so paced and fast replays agree; a
+        # paced file releases each frame at that very time (one clock for all its loops).
         if self.source.live:
             return time.time()
-        return self.stats.started + ts
+        epoch = self.source.epoch
+        return (epoch if epoch is not None else self.stats.started) + ts
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, msg: Frame | StreamEnd) -> None:
         if loop.is_closed():

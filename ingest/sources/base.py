@@ -34,6 +34,8 @@ class Source(abc.ABC):
     backoff: bool = True
     #: True once the decoder skips non-keyframes (reported in the camera's status).
     keyframes_only: bool = False
+    #: Files: epoch seconds of stream time 0 (frame k was captured at epoch + its ts).
+    epoch: float | None = None
 
     @abc.abstractmethod
     def frames(self, stop: threading.Event) -> Iterator[Decoded]:

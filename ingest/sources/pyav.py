@@ -52,8 +52,12 @@ class PyAVSource(Source):
         format: str | None = None,
         max_pixels: int = 0,
         policy: SourcePolicy | None = None,
+        clock: "Clock | None" = None,
     ) -> None:
         self.url = url
+        self.clock = clock or Clock()
+        self.anchor = 0.0  # paced files: monotonic time of stream time 0
+        self.opens = 0  # times the source was opened (loops and reconnects)
         self.realtime = realtime
         self.loop = loop
         self.threads = threads
@@ -83,6 +87,7 @@ class PyAVSource(Source):
             except SourceRefused as exc:
                 raise SourceError(f"source refused: {exc}") from None
         started = time.monotonic()
+        self.opens += 1
         try:
             # The read timeout is capped by the stall watchdog: a source that sends nothing
             # at all is as stalled as one that sends undecodable bytes.
@@ -121,12 +126,25 @@ class PyAVSource(Source):
         return min(self.read_timeout, self.stall_s) / 2
 
     def frames(self, stop: threading.Event) -> Iterator[Decoded]:
+        # Paced files run on one clock for the whole run: frame k of any loop is released at
+        # anchor + its stream time, so the time a reopen takes is caught up, never
+        # accumulated (a per-loop clock lost ~80 ms a loop: 7.8 s behind after 16 minutes).
+        self.anchor = self.clock.monotonic()
+        self.epoch = self.clock.time()
         offset = 0.0  # stream time keeps increasing across loops of a file
         while True:
-            last_ts = yield from self._one_pass(stop, offset)
+            started, started_mono = offset, self.clock.monotonic()
+            last_ts, step = yield from self._one_pass(stop, offset)
             if not (self.loop and self.is_file) or stop.is_set():
                 return
-            offset = last_ts + 1e-3
+            # The next loop starts one frame after the last one (a loop is exactly the clip's
+            # length) and never sooner than MIN_LOOP_S after this one started: a clip of one
+            # frame would otherwise be reopened hundreds of times a second.
+            offset = max(last_ts + step, started + MIN_LOOP_S)
+            if not self.realtime:
+                # Fast replays have no clock to wait for: pace the reopens themselves.
+                if stop.wait(max(0.0, started_mono + MIN_REOPEN_S - self.clock.monotonic())):
+                    return
 
     def _one_pass(self, stop: threading.Event, offset: float) -> Iterator[Decoded]:
         container = self._open()
@@ -139,21 +157,26 @@ class PyAVSource(Source):
             if self.keyframes_only:
                 stream.codec_context.skip_frame = "NONKEY"
             rate = float(stream.average_rate or stream.guessed_rate or 25)
+            step = 1.0 / rate
             state = _PassState(offset=offset)
-            t0_wall = time.monotonic()
             try:
                 for packet in container.demux(stream):
                     if stop.is_set():
-                        return state.last_ts
+                        return state.last_ts, step
                     for frame in packet.decode():
                         if self.max_pixels and frame.width * frame.height > self.max_pixels:
                             self._check_size(frame.width, frame.height)  # undeclared, or grew mid-stream
                         ts = state.stamp(frame, rate)
                         if self.realtime and self.is_file:
-                            # Pace like a camera: frame k is released at its own timestamp.
-                            delay = (ts - offset) - (time.monotonic() - t0_wall)
-                            if delay > 0 and stop.wait(delay):
-                                return state.last_ts
+                            # Pace like a camera: each frame is released at its own time.
+                            delay = self.anchor + ts - self.clock.monotonic()
+                            if delay > 0 and self.clock.wait(stop, delay):
+                                return state.last_ts, step
+                            if delay < -LATE_S:
+                                # Far behind (a suspended host, a starved CPU): skip ahead, as a
+                                # camera would, instead of releasing a burst of old frames.
+                                state.skip(-delay)
+                                ts = state.last_ts
                         key = bool(frame.key_frame)
                         self._maybe_skip_nonkey(stream, state, key)
                         yield Decoded(frame, ts, key)
@@ -176,7 +199,7 @@ class PyAVSource(Source):
                 raise SourceError(f"{self.describe()}: no decodable video frames")
             if self.is_file:
                 self._check_complete(container, stream, state, offset)
-            return state.last_ts
+            return state.last_ts, step
         finally:
             container.close()
 
@@ -202,7 +225,7 @@ class PyAVSource(Source):
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
             duration = container.duration / 1_000_000
-        got = state.last_ts - offset
+        got = state.last_ts - state.offset
         if duration and got < duration - max(1.0, 0.05 * duration):
             raise SourceError(
                 f"{self.describe()} truncated: decoded {state.n} frames up to {got:.2f}s of {duration:.2f}s"
@@ -210,6 +233,23 @@ class PyAVSource(Source):
 
 
 RESTART_S = 1.0  # a pts this far behind the last one is a clock restart, not jitter
+MIN_LOOP_S = 1.0  # a looping file restarts at most once per this much stream time ...
+MIN_REOPEN_S = 0.1  # ... and, in fast mode, at most once per this much wall time
+LATE_S = 1.0  # a paced file this far behind its clock skips ahead instead of catching up
+
+
+class Clock:
+    """Time for paced files (a test fast-forwards it: waits pass at once, work takes real time)."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def wait(self, stop: threading.Event, delay: float) -> bool:
+        """Sleep `delay` seconds unless stopped; True if stopped."""
+        return stop.wait(delay)
 
 
 class _PassState:
@@ -224,6 +264,11 @@ class _PassState:
         self.n = 0
         self.last_frame_mono = time.monotonic()
         self.keys: list[float] = []
+
+    def skip(self, seconds: float) -> None:
+        """Move stream time on by `seconds` (a gap), from the last frame on."""
+        self.offset += seconds
+        self.last_ts += seconds
 
     def stamp(self, frame: av.VideoFrame, rate: float) -> float:
         t = frame.time
