@@ -34,6 +34,7 @@ class CameraStats:
     dropped: int = 0
     reconnects: int = 0
     outages: int = 0  # streaming connections lost (reconnects also counts failed opens)
+    probes_failed: int = 0  # cheap reachability probes that found the camera away
     last_error: str = ""
     last_error_at: float | None = None
     next_attempt: float | None = None
@@ -186,7 +187,10 @@ class CameraIngest:
                 self.stats.next_attempt = time.time() + delay
                 self.stats.state = "retrying"
                 log.warning("camera %s: %s; reconnecting in %.1fs", self.camera.id, reason, delay)
-                self._stop.wait(delay)
+                if self._wait_to_retry(delay):
+                    # Back after an outage: try eagerly again (its server may need a moment).
+                    backoff.reset()
+                    log.info("camera %s: answers again; reconnecting now", self.camera.id)
         except Exception as exc:  # one broken camera never takes down another
             log.exception("camera %s: ingest failed", self.camera.id)
             error = f"internal error: {type(exc).__name__}"
@@ -198,6 +202,33 @@ class CameraIngest:
             self.stats.next_attempt = None
             end = StreamEnd(camera=self.camera.id, wall=time.time(), frames=seq, error=error)
             self._hand_over(loop, end)
+
+    def _wait_to_retry(self, delay: float) -> bool:
+        """Wait out a reconnect delay, probing the camera every `probe_s` meanwhile: once it
+        has been seen away and answers again, retry at once (True). Full opens keep their
+        backoff, so a camera that is gone is probed, not hammered, and one that comes back
+        streams within a probe period plus its open time, however long it was away."""
+        end = time.monotonic() + delay
+        period = self.settings.probe_s
+        away = False
+        while not self._stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            if not period:
+                self._stop.wait(left)
+                return False
+            if self._stop.wait(min(period, left)):
+                return False
+            answer = self.source.probe()
+            if answer is None:
+                period = 0.0  # this source cannot be probed: plain backoff
+            elif not answer:
+                away = True
+                self.stats.probes_failed += 1
+            elif away:
+                return True
+        return False
 
     def _frame(self, item: Decoded, ts: float, seq: int) -> Frame:
         s = self.settings

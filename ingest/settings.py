@@ -34,6 +34,11 @@ class IngestSettings(BaseModel):
     reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="reconnect delay cap")
     reconnect_jitter: float = Field(0.3, ge=0, lt=1, description="delays are scaled by a random 1-jitter..1")
     healthy_s: float = Field(30.0, gt=0, description="streaming this long resets the reconnect delay")
+    probe_s: float = Field(
+        1.0, ge=0, le=60, description="while retrying, the camera's host and port are probed (a TCP connect) this "
+        "often; when a camera that was away answers again it is reopened at once instead of at the next backoff "
+        "step (0: off)",
+    )
     # -- scale-out: camera leases ----------------------------------------------------------
     lease_ttl_s: float = Field(10.0, ge=1, le=300, description="a dead worker's cameras move within this")
     poll_s: float = Field(1.0, gt=0, le=60, description="registry poll, lease renewal and status period")

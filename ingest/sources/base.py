@@ -41,6 +41,11 @@ class Source(abc.ABC):
     def frames(self, stop: threading.Event) -> Iterator[Decoded]:
         ...
 
+    def probe(self) -> bool | None:
+        """A cheap check, while retrying, that the source's host answers (True), does not
+        (False), or cannot be checked this way (None). Must not block for long."""
+        return None
+
     def describe(self) -> str:
         """A credential-free description for logs and status."""
         return type(self).__name__

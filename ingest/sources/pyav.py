@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Iterator, Literal
 
 import av
@@ -118,6 +120,25 @@ class PyAVSource(Source):
         if self.max_pixels and width * height > self.max_pixels:
             raise SourceError(f"{self.describe()}: frames of {width}x{height} exceed ingest.max_source_pixels "
                               f"({self.max_pixels})")
+
+    def probe(self) -> bool | None:
+        """TCP connect to the camera's host and port: far cheaper than an RTSP session with
+        probing, so a camera that is away can be checked every second without hammering it."""
+        if self.is_file:
+            return None
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+            host = parts.hostname
+        except ValueError:
+            return None
+        if not host or not port:
+            return None
+        try:
+            with socket.create_connection((host, port), timeout=min(1.0, self.open_timeout)):
+                return True
+        except OSError:
+            return False
 
     @property
     def _read_timeout(self) -> float:
@@ -232,6 +253,7 @@ class PyAVSource(Source):
             )
 
 
+_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935, "rtmps": 443}
 RESTART_S = 1.0  # a pts this far behind the last one is a clock restart, not jitter
 MIN_LOOP_S = 1.0  # a looping file restarts at most once per this much stream time ...
 MIN_REOPEN_S = 0.1  # ... and, in fast mode, at most once per this much wall time
