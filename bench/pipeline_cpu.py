@@ -3,7 +3,7 @@ ingest and scheduler, default settings) against `ffmpeg -threads 1 -i FILE -f nu
 single-thread decode of the same file), alternating, several runs; prints CPU-time ratios.
 Goal: <= 1.3x on 720p H.264.
 
-    python bench/pipeline_cpu.py [--cases 720p,1080p,720p25] [--runs 3] [--loops 10] [--crf]
+    python bench/pipeline_cpu.py [--cases 720p,1080p,720p25] [--runs 3] [--loops 10] [--crf] [--model-size 602]
 
 The inputs are made at run time in a temporary directory from ../shared/media/car-detection.mp4
 (768x432, 12.5 fps, 30 s, looped `--loops` times): scaled to 1280x720 and 1920x1080 at the
@@ -81,11 +81,17 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--loops", type=int, default=10, help="how many times the 30 s clip repeats in each file")
     ap.add_argument("--crf", action="store_true", help="x264's default CRF 23 instead of a camera's bitrate")
+    ap.add_argument("--model-size", type=int, help="ingest.model_size for vigil (default: Vigil's default); "
+                    "602 gives 602x338 keyframes at 16:9, the size of MiniCPM-V's own resize")
     args = ap.parse_args()
     print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; vigil: {' '.join(vigil_cmd())}")
     results = []
     with tempfile.TemporaryDirectory(prefix="vigil-cpu-") as tmp_s:
         tmp = Path(tmp_s)
+        extra: list[str] = []
+        if args.model_size:
+            (tmp / "vigil.yaml").write_text(f"ingest:\n  model_size: {args.model_size}\n")
+            extra = ["-c", str(tmp / "vigil.yaml")]
         for name in args.cases.split(","):
             path, frames = make_input(tmp, name, args.loops, args.crf)
             mbps = path.stat().st_size * 8 / (frames / CASES[name][1]) / 1e6
@@ -93,7 +99,7 @@ def main() -> int:
             for _ in range(args.runs):  # alternating, so drift in machine load hits both alike
                 base.append(cpu_of(["ffmpeg", "-loglevel", "error", "-threads", "1", "-i", str(path), "-f", "null", "-"])[0])
                 lines = tmp / "packets.jsonl"
-                cpu, wall, _ = cpu_of([*vigil_cmd(), "packets", str(path), "--json"], lines)
+                cpu, wall, _ = cpu_of([*vigil_cmd(), "packets", str(path), "--json", *extra], lines)
                 ours.append(cpu)
                 walls.append(wall)
                 packets = sum(1 for line in lines.read_text().splitlines() if json.loads(line).get("packet_id"))

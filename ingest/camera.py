@@ -88,6 +88,7 @@ class CameraIngest:
         self._outbox_since = 0.0
         self._outbox_max = max(1, min(FAST_BATCH, settings.queue_frames // 2))
         self._bus_down = False
+        self._away = False  # a probe found the camera away during the current outage
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,6 +151,7 @@ class CameraIngest:
                         if connected is None:
                             connected = time.monotonic()
                             self.stats.state = "streaming"
+                            self._away = False
                             if self.source.live and prev_mono is not None:
                                 # Stream time goes on across reconnects: the gap shows as a gap.
                                 base = prev_ts + max(connected - prev_mono, 1e-3) - item.ts
@@ -210,7 +212,6 @@ class CameraIngest:
         streams within a probe period plus its open time, however long it was away."""
         end = time.monotonic() + delay
         period = self.settings.probe_s
-        away = False
         while not self._stop.is_set():
             left = end - time.monotonic()
             if left <= 0:
@@ -224,9 +225,10 @@ class CameraIngest:
             if answer is None:
                 period = 0.0  # this source cannot be probed: plain backoff
             elif not answer:
-                away = True
+                self._away = True  # for the whole outage: it may come back during any wait
                 self.stats.probes_failed += 1
-            elif away:
+            elif self._away:
+                self._away = False
                 return True
         return False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 
@@ -80,3 +81,37 @@ def test_camera_options_round_trip_through_the_registry_codec():
     old = msgspec.msgpack.encode({"type": "camera", "v": 1, "id": "o", "url": "rtsp://x/y", "sample_fps": 2.0})
     back = messages.decode(old, Camera)
     assert back.transport == "tcp" and back.stall_s == 10.0 and back.keyframes_only == "off"
+
+
+def test_a_camera_seen_away_is_retried_as_soon_as_it_answers():
+    """The probe's verdict holds for the whole outage: a camera that was away during one
+    backoff wait and answers in the next one is reopened at once, not at the wait's end."""
+    from ingest.camera import CameraIngest
+    from ingest.settings import IngestSettings
+    from ingest.sources.base import Source
+
+    class Camera_(Source):
+        def __init__(self, up: bool):
+            self.up = up
+
+        def frames(self, stop):
+            return iter(())
+
+        def probe(self):
+            return self.up
+
+    def ingest(src: Source) -> CameraIngest:
+        cam = Camera(id="c", url="rtsp://cam.local/s")
+        return CameraIngest(None, cam, IngestSettings(probe_s=0.01), source=src)  # type: ignore[arg-type]
+
+    src = Camera_(up=False)
+    away_then_back = ingest(src)
+    assert away_then_back._wait_to_retry(0.05) is False  # away all along: the wait runs out
+    src.up = True  # it comes back between two waits
+    t0 = time.monotonic()
+    assert away_then_back._wait_to_retry(5.0) is True  # answers again: retry now
+    assert time.monotonic() - t0 < 1.0
+    always_up = ingest(Camera_(up=True))  # answers, but the stream fails: keep the backoff
+    t0 = time.monotonic()
+    assert always_up._wait_to_retry(0.2) is False
+    assert time.monotonic() - t0 >= 0.19
