@@ -72,7 +72,9 @@ class LeaseSet:
         self.scripts = LeaseScripts(bus)
 
     async def acquire(self, item: str) -> bool:
-        return bool(await self.bus.r.set(self.key(item), self.worker, nx=True, px=self.ttl_ms))
+        """Take a free lease (or keep one this worker already holds, e.g. after a restart of
+        its stage in the same process)."""
+        return await self.scripts.renew(self.key(item), self.worker, self.ttl_ms) != LOST
 
     async def renew(self, items: list[str]) -> set[str]:
         """Renew every lease we hold; returns the items whose lease another worker now has."""

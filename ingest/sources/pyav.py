@@ -151,7 +151,7 @@ class PyAVSource(Source):
         # anchor + its stream time, so the time a reopen takes is caught up, never
         # accumulated (a per-loop clock lost ~80 ms a loop: 7.8 s behind after 16 minutes).
         self.anchor = self.clock.monotonic()
-        self.epoch = self.clock.time()
+        self.epoch = self.clock.time() if self.is_file else None
         offset = 0.0  # stream time keeps increasing across loops of a file
         while True:
             started, started_mono = offset, self.clock.monotonic()
