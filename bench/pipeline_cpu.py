@@ -3,7 +3,7 @@ ingest and scheduler, default settings) against `ffmpeg -threads 1 -i FILE -f nu
 single-thread decode of the same file), alternating, several runs; prints CPU-time ratios.
 Goal: <= 1.3x on 720p H.264.
 
-    python bench/pipeline_cpu.py [--cases 720p,1080p,720p25] [--runs 3] [--loops 10] [--crf] [--model-size 602]
+    python bench/pipeline_cpu.py [--cases 720p,1080p,720p25] [--runs 3] [--loops 10] [--crf] [--model-size N]
 
 The inputs are made at run time in a temporary directory from ../shared/media/car-detection.mp4
 (768x432, 12.5 fps, 30 s, looped `--loops` times): scaled to 1280x720 and 1920x1080 at the
@@ -81,8 +81,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--loops", type=int, default=10, help="how many times the 30 s clip repeats in each file")
     ap.add_argument("--crf", action="store_true", help="x264's default CRF 23 instead of a camera's bitrate")
-    ap.add_argument("--model-size", type=int, help="ingest.model_size for vigil (default: Vigil's default); "
-                    "602 gives 602x338 keyframes at 16:9, the size of MiniCPM-V's own resize")
+    ap.add_argument("--model-size", type=int, help="ingest.model_size for vigil (default: Vigil's, 448: "
+                    "keyframes of ~448x448 of area, 602x336 at 16:9)")
     args = ap.parse_args()
     print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; vigil: {' '.join(vigil_cmd())}")
     results = []
