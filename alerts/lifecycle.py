@@ -1,8 +1,13 @@
 """One alert per rule and scope from `open` through `update`s to `resolved` (pure logic).
 
-Ids derive from the packet whose evidence opened the alert (`alr-<rule>-<packet id>`), so a
-fast alert opened from an onset packet and the same alert confirmed by that packet's event
-keep one id, and re-processing after a crash yields the same changes.
+Ids derive from the packet whose evidence opened the alert (`alr-<rule>-<packet id>`; an
+alert opened at an activity's onset takes the id of the onset packet that follows), so a
+fast alert and the verdict on its onset packet keep one id, and re-processing after a crash
+yields the same changes.
+
+Every change is published (`seq` + 1), but only some are notifications (`notify`): the open,
+changes an operator cares about (`worth_notifying`), the verdict, and the final `resolved`.
+The others fold evidence into the alert for the dashboard and the API.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import msgspec
 
 from alerts.rules import title
-from bus.messages import Alert, Event, Packet, Rule, Severity, utc
+from bus.activities import onset_frame_path
+from bus.messages import ActivityNote, Alert, Event, Rule, Severity, utc
 
 MAX_IDS = 50
 
@@ -19,12 +25,7 @@ def alert_id(rule_id: str, packet_id: str) -> str:
     return f"alr-{rule_id}-{packet_id}"
 
 
-def frame_url(packet_id: str, index: int) -> str:
-    """The web API's keyframe URL (DESIGN §5 frames[].url)."""
-    return f"/api/packets/{packet_id}/frames/{index}.jpg"
-
-
-def opened(rule: Rule, event: Event, evidence: str = "") -> Alert:
+def opened(rule: Rule, event: Event) -> Alert:
     return Alert(
         id=alert_id(rule.id, event.packet_id),
         state="open",
@@ -40,38 +41,49 @@ def opened(rule: Rule, event: Event, evidence: str = "") -> Alert:
         seq=0,
         packet_ids=[event.packet_id],
         cameras=[event.camera],
+        labels=_labels([], event),
+        counts=_counts({}, event),
+        event_count=1,
     )
 
 
-def opened_fast(rule: Rule, packet: Packet, evidence: str) -> Alert:
-    """Phase one: opened from the onset packet's own evidence; the verdict comes later."""
+def opened_onset(rule: Rule, note: ActivityNote, evidence: str) -> Alert:
+    """Phase one: opened from the scheduler's activity start; the verdict comes later."""
     return Alert(
-        id=alert_id(rule.id, packet.id),
+        id=alert_id(rule.id, note.packet_id),
         state="open",
         rule=rule.id,
-        camera=packet.camera,
+        camera=note.camera,
         severity=rule.severity,
-        title=title(rule, packet.camera),
+        title=title(rule, note.camera),
         message=f"Possible: {evidence}; awaiting the verdict.",
         event_ids=[],
-        first_seen=utc(packet.frames[0].wall),
-        last_seen=utc(packet.frames[-1].wall),
-        snapshot_url=frame_url(packet.id, len(packet.frames) - 1) if packet.frames else "",
+        first_seen=utc(note.onset_wall),
+        last_seen=utc(max(note.wall, note.onset_wall)),
+        snapshot_url=onset_frame_path(note.activity) if note.width else "",  # the scheduler keeps the frame
         seq=0,
         phase="onset",
-        packet_ids=[packet.id],
-        cameras=[packet.camera],
+        packet_ids=[note.packet_id],
+        cameras=[note.camera],
     )
 
 
-def updated(alert: Alert, event: Event, *, phase: str | None = None, message: str | None = None) -> Alert:
+def updated(alert: Alert, event: Event, rule: Rule, *, notify: bool, phase: str | None = None,
+            message: str | None = None) -> Alert:
+    """The event's evidence folded into the alert (a notification or not)."""
     return msgspec.structs.replace(
         alert,
         state="update",
+        notify=notify,
+        severity=rule.severity,
         message=message if message is not None else event.summary,
         event_ids=_add(alert.event_ids, event.id),
         packet_ids=_add(alert.packet_ids, event.packet_id),
-        cameras=_add(alert.cameras, event.camera, keep_order=True),
+        cameras=_add(alert.cameras, event.camera),
+        labels=_labels(alert.labels, event),
+        counts=_counts(alert.counts, event),
+        event_count=alert.event_count + 1,
+        first_seen=min(alert.first_seen, event.start),
         last_seen=max(alert.last_seen, event.end),
         snapshot_url=_snapshot(event) or alert.snapshot_url,
         seq=alert.seq + 1,
@@ -79,48 +91,59 @@ def updated(alert: Alert, event: Event, *, phase: str | None = None, message: st
     )
 
 
-def folded(alert: Alert, event: Event) -> Alert:
-    """New evidence kept on the open alert without a notification: same state and seq; the
-    next published change carries it."""
-    return msgspec.structs.replace(updated(alert, event), state=alert.state, seq=alert.seq)
+def worth_notifying(before: Alert, after: Alert) -> bool:
+    """What an operator wants to hear about again: severity, a new label, a higher count, a new
+    camera of the group. More of the same (another packet of the same scene) is not."""
+    if SEVERITY_RANK[after.severity] != SEVERITY_RANK[before.severity]:
+        return True
+    if set(after.labels) - set(before.labels) or set(after.cameras) - set(before.cameras):
+        return True
+    return any(n > before.counts.get(label, 0) for label, n in after.counts.items())
 
 
-def kept_alive(alert: Alert, packet: Packet) -> Alert:
-    """A new onset while the alert is open: the activity goes on. Its evidence keeps the alert
-    from resolving (no notification), instead of a resolve now and a re-open moments later."""
+def announced(alert: Alert) -> Alert:
+    """The alert as it stands, sent as a notification (changes held back by update_every_s)."""
+    return msgspec.structs.replace(alert, state="update", notify=True, seq=alert.seq + 1)
+
+
+def with_onset_evidence(alert: Alert, note: ActivityNote, message: str | None) -> Alert:
+    """A detector's labels on the onset frame (an `evidence` note) folded into an onset alert."""
+    labels = list(alert.labels) + [lb for lb in note.labels if lb not in alert.labels]
+    counts = dict(alert.counts)
+    for lb, n in note.counts.items():
+        counts[lb] = max(counts.get(lb, 0), n)
     return msgspec.structs.replace(
-        alert, last_seen=max(alert.last_seen, utc(packet.frames[-1].wall)),
-        packet_ids=_add(alert.packet_ids, packet.id),
+        alert, state="update", seq=alert.seq + 1, labels=labels, counts=counts,
+        notify=message is not None, message=message if message is not None else alert.message,
     )
 
 
-def resolved(alert: Alert, why: str = "", *, phase: str | None = None) -> Alert:
-    msg = alert.message if not why else f"{alert.message} ({why})"
+def resolved(alert: Alert, why: str = "", *, phase: str | None = None, message: str | None = None) -> Alert:
+    msg = message if message is not None else (alert.message if not why else f"{alert.message} ({why})")
     return msgspec.structs.replace(
-        alert, state="resolved", message=msg, seq=alert.seq + 1,
+        alert, state="resolved", notify=True, message=msg, seq=alert.seq + 1,
         phase=alert.phase if phase is None else phase,  # type: ignore[arg-type]
     )
-
-
-def within_s(alert: Alert, start_epoch: float, window_s: float) -> bool:
-    return start_epoch - alert.last_seen.timestamp() <= window_s
-
-
-def within(alert: Alert, event: Event, window_s: float) -> bool:
-    return within_s(alert, event.start.timestamp(), window_s)
-
-
-def quiet_for(alert: Alert, now_epoch: float) -> float:
-    return now_epoch - alert.last_seen.timestamp()
 
 
 SEVERITY_RANK: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
 
 
-def _add(ids: list[str], item: str, keep_order: bool = False) -> list[str]:
+def _add(ids: list[str], item: str) -> list[str]:
     if item in ids:
         return ids
     return (ids + [item])[-MAX_IDS:]
+
+
+def _labels(labels: list[str], event: Event) -> list[str]:
+    return list(labels) + [lb for lb in event.labels if lb not in labels]
+
+
+def _counts(counts: dict[str, int], event: Event) -> dict[str, int]:
+    out = dict(counts)
+    for lb, n in event.counts.items():
+        out[lb] = max(out.get(lb, 0), n)
+    return out
 
 
 def _snapshot(event: Event) -> str:

@@ -27,9 +27,19 @@ class ScopeLocks:
         self.ttl_ms = int(ttl_s * 1000)
         self.wait_s = wait_s
         self._release = bus.r.register_script(_RELEASE)
+        # Loops of this process queue on a local lock first (no polling among themselves); the
+        # Redis lock then keeps other processes out.
+        self._local: dict[str, asyncio.Lock] = {}
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
+        local = self._local.setdefault(key, asyncio.Lock())
+        async with local:
+            async with self._redis(key):
+                yield
+
+    @asynccontextmanager
+    async def _redis(self, key: str) -> AsyncIterator[None]:
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.wait_s
         delay = 0.001

@@ -23,6 +23,7 @@ from typing import Any
 
 from alerts.channels import Channel
 from alerts.leader import Leader
+from alerts.links import absolute
 from alerts.settings import MqttSettings
 from bus import messages
 from bus.connection import Bus
@@ -62,13 +63,14 @@ def discovery(s: MqttSettings, alert: Alert) -> dict[str, Any]:
 class MqttChannel(Channel):
     name = "mqtt"
 
-    def __init__(self, bus: Bus, settings: MqttSettings, consumer: str) -> None:
+    def __init__(self, bus: Bus, settings: MqttSettings, consumer: str, public_url: str | None = None) -> None:
         import aiomqtt  # optional dependency: only needed when MQTT is enabled
 
         self.aiomqtt = aiomqtt
         self.bus = bus
         self.s = settings
         self.consumer = consumer
+        self.public_url = public_url
         self.announced: set[tuple[str, str]] = set()
         self.published = 0
         self.leader = Leader(bus, "mqtt", consumer)
@@ -139,6 +141,9 @@ class MqttChannel(Channel):
                     await self.bus.ack(stream, GROUP, entry_id)
 
     async def publish(self, client, alert: Alert) -> None:
+        if not alert.notify:
+            return  # evidence folded in silently: not a notification
+        alert = absolute(alert, self.public_url)  # type: ignore[assignment]
         t = topics(self.s, alert.camera, alert.rule)
         if (alert.camera, alert.rule) not in self.announced:
             await client.publish(t["config"], json.dumps(discovery(self.s, alert)), qos=1, retain=True)

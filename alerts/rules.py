@@ -1,4 +1,4 @@
-"""Rule evaluation: which rules apply, whether an event (or an onset packet) matches.
+"""Rule evaluation: which rules apply, whether an event (or an activity's onset) matches.
 
 Pure functions, no I/O. Structured kinds are answered from the event's labels, counts and
 motion summary (cpu backend or the model's objects); natural-language rules from the
@@ -12,7 +12,8 @@ from datetime import datetime, time as dtime
 from zoneinfo import ZoneInfo
 
 from bus.messages import (
-    CountRule, DwellRule, Event, LabelRule, MotionRule, MotionSummary, Packet, PromptRule, Rule, RuleMatch, TimeWindow,
+    ActivityNote, CountRule, DwellRule, Event, LabelRule, MotionRule, MotionSummary, PromptRule, Rule, RuleMatch,
+    TimeWindow,
     ZoneRule,
 )
 
@@ -113,10 +114,9 @@ def matches(rule: Rule, event: Event) -> bool:
     return condition(rule, event).match
 
 
-def onset_evidence(rule: Rule, packet: Packet, min_area: float) -> str | None:
-    """Phase one of a fast rule: structured evidence in the packet itself (motion, zones),
-    available the moment the scheduler emits it, long before any model answers."""
-    m = packet.motion
+def onset_evidence(rule: Rule, m: MotionSummary, min_area: float) -> str | None:
+    """Phase one of a fast rule: the scheduler's evidence at an activity's start (motion area,
+    zones), there the moment the onset is confirmed, long before any model answers."""
     hit = _zones_hit(rule, m)
     if not hit:
         return None
@@ -124,6 +124,18 @@ def onset_evidence(rule: Rule, packet: Packet, min_area: float) -> str | None:
     if m.area < need or m.area <= 0:
         return None
     return f"motion over {m.area * 100:.1f}% of the view{_where(rule, m)}"
+
+
+def detector_evidence(rule: Rule, note: ActivityNote) -> str | None:
+    """A detector's labels on the onset frame (an `evidence` note) that satisfy a label or
+    count rule: the onset alert can say what it saw before the verdict."""
+    if not isinstance(rule, (LabelRule, CountRule)):
+        return None
+    n = note.counts.get(rule.label, 1 if rule.label in note.labels else 0)
+    ok = n >= rule.min_count if isinstance(rule, LabelRule) else n >= rule.min and (rule.max is None or n <= rule.max)
+    if not ok:
+        return None
+    return f"{n} x {rule.label} at onset{f' ({note.source})' if note.source else ''}"
 
 
 def title(rule: Rule, camera: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bus.webhooks import TargetRefused, check_url
 
@@ -72,11 +73,29 @@ class MqttSettings(BaseModel):
 class AlertsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment, e.g. https://vigil.example.com")
+        if u.username or u.password:
+            raise ValueError("must not hold credentials (receivers send their own token)")
+        return v.rstrip("/")
+
     tick_s: float = Field(1.0, gt=0, le=3600, description="how often quiet alerts are checked for resolution")
     retention_s: int = Field(7 * 86400, ge=60, description="events and alerts older than this are trimmed (MINID)")
     timezone: str | None = Field(None, description="IANA zone for rule schedules; unset: the machine's local time")
     fast_min_area: float = Field(0.002, ge=0, le=1, description="fast rules: least motion area that opens at onset")
-    onset_max_age_s: float = Field(10.0, gt=0, description="onset packets older than this no longer open fast alerts")
+    onset_max_age_s: float = Field(10.0, gt=0, description="activity starts older than this (a backlog) no longer open fast alerts")
+    evidence_wait_s: float = Field(120.0, gt=0, le=3600, description="a packet's verdict is waited for this long before "
+                                   "the camera's later verdicts go on without it (the analyzer says at once when it skips one)")
+    activity_timeout_s: float = Field(180.0, gt=0, le=86400, description="an activity the scheduler says nothing about "
+                                      "for this long is taken as ended (its scheduler is gone)")
+    public_url: str | None = Field(None, description="base URL receivers reach the web API at (https://vigil.example.com); "
+                                   "snapshot and frame links in webhooks and MQTT start with it. Unset: http://<web.host>:<web.port>")
     leader_ttl_s: float = Field(5.0, ge=1, le=60, description="a standby alerts process takes over this long after the leader died")
     lock_ttl_s: float = Field(10.0, gt=0, le=120, description="per rule+scope lock (several alerts processes)")
     webhooks: WebhookSettings = WebhookSettings()

@@ -24,6 +24,7 @@ from alerts import signing
 from alerts.channels import Channel
 from alerts.leader import Leader
 from alerts.lifecycle import SEVERITY_RANK
+from alerts.links import absolute
 from alerts.settings import WebhookSettings
 from alerts.ssrf import TargetRefused, check_url, resolve
 from alerts.tasks import run_together
@@ -56,6 +57,8 @@ def event_name(msg: PublicMessage) -> str:
 def wants(ep: WebhookEndpoint, msg: PublicMessage) -> bool:
     if not ep.enabled:
         return False
+    if isinstance(msg, Alert) and not msg.notify:
+        return False  # evidence folded in silently: for the dashboard and the API, not a notification
     name = event_name(msg)
     if not any(f == "*" or f == name or (f == "alert.*" and name.startswith("alert.")) for f in ep.events):
         return False
@@ -162,10 +165,11 @@ class WebhookSender:
 class WebhookChannel(Channel):
     name = "webhooks"
 
-    def __init__(self, bus: Bus, settings: WebhookSettings, consumer: str) -> None:
+    def __init__(self, bus: Bus, settings: WebhookSettings, consumer: str, public_url: str | None = None) -> None:
         self.bus = bus
         self.s = settings
         self.consumer = consumer
+        self.public_url = public_url
         self.store = WebhookStore(bus)
         self.sender = WebhookSender(settings)
         self.endpoints: dict[str, WebhookEndpoint] = {}
@@ -241,7 +245,7 @@ class WebhookChannel(Channel):
         for ep in self.endpoints.values():
             if not wants(ep, msg):
                 continue
-            body = body or messages.to_json(msg)
+            body = body or messages.to_json(absolute(msg, self.public_url))
             if isinstance(msg, Alert):
                 order, source = msg.id, f"{msg.id}:{msg.seq}"
             else:

@@ -31,7 +31,7 @@ from analyzer.queue import FairQueue, Held
 from analyzer.replay import ReplayWorker
 from analyzer.settings import AnalyzerSettings
 from bus.connection import Bus
-from bus.messages import Packet, Rule
+from bus.messages import Packet, PacketSkipped, Rule
 from bus.registry import Registry
 
 log = logging.getLogger("vigil.analyzer")
@@ -144,6 +144,11 @@ class AnalyzerService:
         dropped = self.queue.drop_older_than(time.time() - self.s.stale_after_s)
         if not dropped:
             return
+        # Said on the bus before the ack, so whoever waits for these verdicts (the alerts stage,
+        # which keeps each camera's verdicts in capture order) stops waiting.
+        for h in dropped:
+            await self.bus.publish(self.bus.keys.packets_skipped, PacketSkipped(
+                camera=h.packet.camera, packet_id=h.packet.id, wall=h.wall, at=time.time()), maxlen=100_000)
         await self.bus.ack(self.stream, self.group, *(h.entry_id for h in dropped))
         for h in dropped:
             self.held.pop(h.entry_id, None)

@@ -1,4 +1,4 @@
-"""Alerts benchmark: onset packet in -> signed webhook received, and delivery throughput.
+"""Alerts benchmark: an activity's start in -> signed webhook received, and delivery throughput.
 
     python bench/alerts.py [--n 200] [--m 1000]
 
@@ -28,7 +28,8 @@ from alerts.settings import AlertsSettings, WebhookSettings  # noqa: E402
 from alerts.signing import header  # noqa: E402
 from bus import open_bus  # noqa: E402
 from bus import messages  # noqa: E402
-from bus.messages import Alert, LabelRule, MotionSummary, Packet, PacketFrame, WebhookEndpoint, utc  # noqa: E402
+from bus.activities import ActivityStore  # noqa: E402
+from bus.messages import ActivityNote, Alert, LabelRule, MotionSummary, WebhookEndpoint, utc  # noqa: E402
 from bus.registry import Registry  # noqa: E402
 from bus.webhooks import WebhookStore  # noqa: E402
 
@@ -68,12 +69,12 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def _packet(camera: str, pid: str) -> Packet:
+def _start(camera: str, pid: str) -> ActivityNote:
+    """The scheduler's activity start, with its onset frame, as the alerts stage reads it."""
     now = time.time()
-    frames = [PacketFrame(seq=i, ts=i * 0.2, wall=now - 0.4 + i * 0.2, temporal_id=2 * i, motion=0.05, jpeg=b"\xff\xd8" + b"0" * 30_000)
-              for i in range(3)]
-    return Packet(id=pid, camera=camera, reason="onset", width=448, height=252, frames=frames, temporal_ids=[[0, 2, 4]],
-                  motion=MotionSummary(area=0.05, boxes=[[0.1, 0.1, 0.2, 0.4]]), created=now)
+    return ActivityNote(camera=camera, activity=pid, state="start", onset_wall=now - 0.2, onset_ts=0.0, wall=now,
+                        ts=0.2, motion=MotionSummary(area=0.05, boxes=[[0.1, 0.1, 0.2, 0.4]]), packet_id=pid,
+                        jpeg=b"\xff\xd8" + b"0" * 30_000, width=448, height=252, created=now)
 
 
 def _alert(i: int) -> Alert:
@@ -135,9 +136,9 @@ async def vigil_runs(url: str, hits: mp.Queue, n: int, m: int, conc: int) -> tup
         await asyncio.sleep(0.3)
         lat = []
         for i in range(n):
-            p = _packet(f"cam{i}", f"cam{i}-{i}")  # a new camera each time: every onset opens an alert
+            note = _start(f"cam{i}", f"cam{i}-{i}")  # a new camera each time: every onset opens an alert
             t = time.time()
-            await bus.publish(bus.keys.packets, p)
+            await ActivityStore(bus).publish(note, retention_s=3600)
             got = await _drain(hits, 1)
             lat.append(got[0][0] - t)
         # Throughput: m alert changes of m different alerts written to the alerts stream.
@@ -176,7 +177,7 @@ async def main() -> None:
     print(f"machine: {os.cpu_count()} cpus; receiver: stdlib HTTP/1.1 server in its own process on 127.0.0.1")
     print(f"{'latency (ms)':<44}{'p50':>8}{'p95':>8}{'p99':>8}")
     print(f"{'baseline: bare httpx POST -> received':<44}{ms(base_lat, 50):8.2f}{ms(base_lat, 95):8.2f}{ms(base_lat, 99):8.2f}")
-    print(f"{'vigil: onset packet in -> webhook received':<44}{ms(lat, 50):8.2f}{ms(lat, 95):8.2f}{ms(lat, 99):8.2f}")
+    print(f"{'vigil: activity start in -> webhook received':<44}{ms(lat, 50):8.2f}{ms(lat, 95):8.2f}{ms(lat, 99):8.2f}")
     print(f"{'ratio vigil / baseline':<44}{_pct(lat, 50) / _pct(base_lat, 50):8.1f}"
           f"{_pct(lat, 95) / _pct(base_lat, 95):8.1f}{_pct(lat, 99) / _pct(base_lat, 99):8.1f}")
     print(f"throughput (deliveries/s, concurrency {a.concurrency}): baseline httpx {base_rate:.0f}/s, "

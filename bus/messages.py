@@ -97,9 +97,11 @@ class _RuleBase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     group: Annotated[str, msgspec.Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")] = ""
     # Fast rules and motion/zone rules: named zones (scheduler settings) the motion must touch.
     zones: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=64)] = []
-    # At most one `update` notification per this many seconds; matches in between still
-    # extend the alert (evidence, last_seen) and ride along with the next update. 0: every match.
-    update_every_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPAN_S)] = 0.0
+    # An open alert notifies again only when something an operator cares about changes (severity,
+    # a new label, a higher count, a new camera of the group, the verdict), and then at most once
+    # per this many seconds of evidence; everything in between is still folded into the alert
+    # (API, dashboard) without a notification. 0: every such change notifies at once.
+    update_every_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPAN_S)] = 60.0
 
 
 class LabelRule(_RuleBase, tag="label", tag_field="kind"):
@@ -266,10 +268,58 @@ class Packet(msgspec.Struct, kw_only=True, tag="packet", tag_field="type"):
     temporal_ids: list[list[int]]
     motion: MotionSummary
     created: float  # epoch seconds when the scheduler emitted it
+    activity: str = ""  # the activity it belongs to (ActivityNote.activity); "" for heartbeats
 
     @property
     def frame_ts(self) -> list[float]:
         return [f.ts for f in self.frames]
+
+
+ActivityState = Literal["start", "packet", "end", "evidence"]
+
+
+class ActivityNote(msgspec.Struct, kw_only=True, tag="activity", tag_field="type"):
+    """What the scheduler says about one camera's activity, on the `activities` stream, in
+    capture order per camera: `start` the moment it begins (the onset evidence, before any
+    packet), `packet` for each packet of it (published before the packet itself), `end` when
+    motion has stayed below `end_area` for `post_roll_s` (or the source ended or stalled).
+
+    `evidence` is for onset detectors (not the scheduler): labels and counts seen on the
+    onset frame, for the same activity; the alerts stage folds them into its onset alerts.
+    Capture times are epoch seconds (`wall`) and seconds on the source's clock (`ts`)."""
+
+    v: int = SCHEMA_VERSION
+    camera: str
+    activity: str  # "<camera>-<frames-stream id of the first moving frame>"
+    state: ActivityState
+    onset_wall: float  # capture time of the first moving frame
+    onset_ts: float
+    wall: float  # start: the frame that confirmed the onset; packet: its last frame; end: last frame
+    ts: float
+    motion: MotionSummary = msgspec.field(default_factory=lambda: MotionSummary(area=0.0))
+    packet_id: str = ""  # start: the onset packet (it follows within onset_budget_s); packet: that packet
+    packet_start: float = 0.0  # packet: capture time of its first frame
+    packets: int = 0  # packets of this activity published so far (end: all of them)
+    # start: the frame with the most motion at onset, model size, for a detector at onset.
+    jpeg: bytes = b""
+    width: int = 0
+    height: int = 0
+    labels: list[str] = []  # evidence
+    counts: dict[str, int] = {}  # evidence
+    source: str = ""  # evidence: who saw it (e.g. "cpu:coco")
+    created: float = 0.0  # epoch seconds when it was emitted
+
+
+class PacketSkipped(msgspec.Struct, kw_only=True, tag="packet-skipped", tag_field="type"):
+    """The analyzer will never write an event for this packet (it went stale in the queue):
+    whoever waits for that packet's verdict stops waiting."""
+
+    v: int = SCHEMA_VERSION
+    camera: str
+    packet_id: str
+    wall: float  # capture time of the packet's last frame
+    reason: Literal["stale"] = "stale"
+    at: float = 0.0
 
 
 # --------------------------------------------------------------------------- events (public)
@@ -339,6 +389,12 @@ class Alert(msgspec.Struct, kw_only=True, tag="alert", tag_field="type"):
     phase: Literal["", "onset", "confirmed", "unconfirmed"] = ""
     packet_ids: list[str] = []  # packets whose evidence opened or updated the alert
     cameras: list[str] = []  # rules with a camera group: every camera that matched
+    # False: evidence folded into the alert without a notification (the dashboard and the API
+    # show it; webhooks and MQTT send only changes with notify true).
+    notify: bool = True
+    labels: list[str] = []  # every label the alert's evidence showed
+    counts: dict[str, int] = {}  # the highest count of each label in one packet
+    event_count: int = 0  # events folded into the alert (event_ids keeps the latest 50)
 
 
 PublicMessage = Union[Event, Alert]
@@ -453,6 +509,16 @@ class AlertTrack(msgspec.Struct, kw_only=True):
     # last_sent before the open alert's onset: restored when the verdict rejects it, so a
     # false alarm never starts a cooldown.
     prev_sent: float = 0.0
+    # A change worth a notification was folded in silently (update_every_s): the next one
+    # that may notify carries it.
+    dirty: bool = False
+    # The activities (camera, activity id) whose evidence the open alert holds: while one goes
+    # on the alert stays open; quiet time counts from the last one's end.
+    bound: list[tuple[str, str]] = []
+    # Onsets that came while the previous alert could not be closed yet (its last packets
+    # still being analysed), oldest first: each is either bridged into that alert by its
+    # verdicts or opened as soon as it resolves.
+    held_onsets: list[ActivityNote] = []
 
 
 # --------------------------------------------------------------------------- webhooks

@@ -32,8 +32,9 @@ DELAY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 
 # Names follow Prometheus' conventions: base units in the name, `_total` on counters.
 SPECS: dict[str, Spec] = {
-    "vigil_alerts_changes_total": Spec("counter", "alert changes written (open, update, resolved)",
-                                       ("rule", "state", "severity")),
+    "vigil_alerts_changes_total": Spec("counter", "alert changes written (open, update, resolved; notify: a "
+                                       "notification, or evidence folded in silently)",
+                                       ("rule", "state", "severity", "notify")),
     "vigil_alerts_open_delay_seconds": Spec(
         "histogram", "first evidence captured -> alert opened (fast: from motion onset; else via the model)",
         ("fast",), DELAY_BUCKETS),

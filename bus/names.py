@@ -29,6 +29,21 @@ class Keys:
         return f"{self.prefix}packets"
 
     @property
+    def activities(self) -> str:
+        """Stream of ActivityNote: the scheduler's activity start / packet / end, per camera in
+        capture order (read by the alerts stage, group `alert-activity`)."""
+        return f"{self.prefix}activities"
+
+    def activity_ref(self, activity: str) -> str:
+        """Activity id -> the entry id of its `start` note (which holds the onset frame)."""
+        return f"{self.prefix}act:{activity}"
+
+    @property
+    def packets_skipped(self) -> str:
+        """Stream of PacketSkipped: packets the analyzer will never write an event for."""
+        return f"{self.prefix}packets:skipped"
+
+    @property
     def events(self) -> str:
         return f"{self.prefix}events"
 
@@ -155,12 +170,25 @@ class Keys:
         return f"{self.prefix}metrics:analyzer:*"
 
     # -- alerts: lifecycle state, locks, onset reading ------------------------------
-    ONSET = "alert-onset"  # the alerts stage's own consumer group on `packets` (fast rules)
+    ACTIVITY = "alert-activity"  # the alerts stage's consumer group on `activities`
     WEBHOOKS = "webhooks"  # consumer group on `alerts` and `events` that enqueues deliveries
 
     def alert_track(self, rule: str, scope: str) -> str:
         """AlertTrack (msgpack) for a rule and a camera or camera group."""
         return f"{self.prefix}alert:track:{rule}:{scope}"
+
+    def alert_flow(self, camera: str) -> str:
+        """The alerts stage's per-camera flow (activities going on, packets awaiting their
+        verdict, in capture order)."""
+        return f"{self.prefix}alert:flow:{camera}"
+
+    @property
+    def alert_flows(self) -> str:
+        """Set of cameras with a flow."""
+        return f"{self.prefix}alert:flows"
+
+    def alert_flow_lock(self, camera: str) -> str:
+        return f"{self.prefix}alert:flow-lock:{camera}"
 
     def alert_lock(self, rule: str, scope: str) -> str:
         """Held while one alerts process changes a rule+scope's state (several may run)."""

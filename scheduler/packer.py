@@ -13,6 +13,12 @@ heartbeat. An activity starts after `start_frames` samples with motion of at lea
   (no near-duplicates). A packet leaves when its span is over or the activity ends; one
   holding only post-roll frames without motion is not sent.
 Packets of one camera come out in capture order and never share a frame.
+
+With `notes=True` (the service) the packer also says what happens to the activity as
+ActivityNotes in `self.notes`: `start` the moment the onset is confirmed (the first moving
+frame's capture time, its motion boxes and zones, the frame with the most motion, and the id
+the onset packet will have), and `end` when the activity is over (post-roll passed, the
+source ended, or a live source stalled). Packets carry their activity's id.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from bus.messages import MotionSummary, Packet, PacketFrame, Reason
+from bus.messages import ActivityNote, MotionSummary, Packet, PacketFrame, Reason
 from scheduler.motion import MotionResult, thumb_change
 from scheduler.settings import SchedulerSettings
 from scheduler.state import Array, CandidateState, MotionState, PackerState, PendingState
@@ -52,14 +58,19 @@ class _Pending:
 
 
 class Packer:
-    def __init__(self, camera: str, settings: SchedulerSettings) -> None:
+    def __init__(self, camera: str, settings: SchedulerSettings, *, notes: bool = False) -> None:
         self.camera = camera
         self.s = settings
         self.span = settings.sports_span_s if settings.sports else settings.packet_span_s
         self.active = False
         self.moving_run = 0
         self.onset_ts = 0.0
+        self.onset_wall = 0.0
         self.last_motion_ts = -math.inf
+        self.last_motion_wall = 0.0
+        self.last_wall: float | None = None  # capture time of the newest frame pushed
+        self.activity = ""  # id of the activity going on ("" when idle)
+        self.notes: list[ActivityNote] | None = [] if notes else None
         self.last_packet_ts: float | None = None
         self.last_key: Candidate | None = None  # last frame put into a packet
         self.history: deque[Candidate] = deque(maxlen=64)
@@ -68,6 +79,7 @@ class Packer:
     # -- public ------------------------------------------------------------------------
     def push(self, c: Candidate) -> list[Packet]:
         out: list[Packet] = []
+        self.last_wall = c.wall
         if self.pending and self.pending.frames and (c.width, c.height) != self._size(self.pending):
             out += self._close()  # a packet never mixes frame sizes
         area = c.motion.area
@@ -81,11 +93,9 @@ class Packer:
                 out += self._heartbeat(c)
             return out
         if area >= self.s.end_area:
-            self.last_motion_ts = c.ts
+            self.last_motion_ts, self.last_motion_wall = c.ts, c.wall
         if c.ts - self.last_motion_ts > self.s.post_roll_s:
-            out += self._close()
-            self.active = False
-            self.history.clear()
+            out += self._end()
             self.history.append(c)
             return out
         p = self.pending
@@ -102,14 +112,16 @@ class Packer:
 
     def flush(self) -> list[Packet]:
         """End of stream: what is pending leaves now; the activity ends."""
-        out = self._close()
-        self.active = False
+        out = self._end()
         self.moving_run = 0
-        self.history.clear()
         return out
 
     def due(self, now_wall: float) -> list[Packet]:
-        """A live camera that stalls must not hold a pending packet forever."""
+        """A live camera that stalls must not hold a pending packet forever, nor an activity:
+        without frames for post-roll (plus a second) the activity ends."""
+        if self.active and self.last_wall is not None and now_wall - self.last_wall > self.s.post_roll_s + 1.0:
+            self.moving_run = 0
+            return self._end()
         p = self.pending
         if p is None:
             return []
@@ -122,11 +134,25 @@ class Packer:
         return []
 
     # -- activity ------------------------------------------------------------------------
+    def _end(self) -> list[Packet]:
+        out = self._close()
+        if self.active and self.notes is not None:
+            self.notes.append(self._note("end", self.last_motion_wall, self.last_motion_ts))
+        self.active = False
+        self.activity = ""
+        self.history.clear()
+        return out
+
+    def _note(self, state, wall: float, ts: float, **kw) -> ActivityNote:
+        return ActivityNote(camera=self.camera, activity=self.activity, state=state, onset_wall=self.onset_wall,
+                            onset_ts=self.onset_ts, wall=wall, ts=ts, created=time.time(), **kw)
+
     def _start(self, c: Candidate) -> list[Packet]:
         self.active = True
         run = list(self.history)[-self.moving_run :]
-        self.onset_ts = run[0].ts
-        self.last_motion_ts = c.ts
+        self.onset_ts, self.onset_wall = run[0].ts, run[0].wall
+        self.activity = f"{self.camera}-{run[0].entry_id}"
+        self.last_motion_ts, self.last_motion_wall = c.ts, c.wall
         after = self.last_packet_ts if self.last_packet_ts is not None else -math.inf
         pre = [f for f in self.history if self.onset_ts - self.s.pre_roll_s - 1e-6 <= f.ts < self.onset_ts and f.ts > after]
         frames: list[Candidate] = []
@@ -138,6 +164,14 @@ class Packer:
             frames.pop(0)
         self.history.clear()
         self.pending = _Pending("onset", start=self.onset_ts, frames=frames)
+        if self.notes is not None:
+            # The onset evidence, the moment the onset is confirmed: no packet has to fill first.
+            best = max(run, key=lambda f: f.motion.area)
+            zones = sorted({z for f in run for z in f.motion.zones})
+            self.notes.append(self._note(
+                "start", c.wall, c.ts, packet_id=f"{self.camera}-{frames[0].entry_id}",
+                motion=MotionSummary(area=round(best.motion.area, 5), boxes=best.motion.boxes, zones=zones),
+                jpeg=best.jpeg, width=best.width, height=best.height))
         if len(frames) >= self.s.frames_per_packet or c.ts - self.onset_ts >= self.s.onset_budget_s:
             return self._close()
         return []
@@ -221,6 +255,7 @@ class Packer:
             temporal_ids=ids,
             motion=MotionSummary(area=round(best.motion.area, 5), boxes=best.motion.boxes, zones=zones),
             created=time.time(),
+            activity=self.activity if reason != "heartbeat" else "",
         )
 
     # -- state, for a failover or restart (scheduler/state.py) ---------------------------------
@@ -240,11 +275,14 @@ class Packer:
             last_packet_ts=self.last_packet_ts,
             # The last keyframe serves only as a reference for changes: its image is not kept.
             last_key=_cand_state(self.last_key, jpeg=False) if self.last_key else None,
-            history=[_cand_state(c) for c in hist], pending=pending)
+            history=[_cand_state(c) for c in hist], pending=pending, activity=self.activity,
+            onset_wall=self.onset_wall, last_motion_wall=self.last_motion_wall, last_wall=self.last_wall)
 
     def load(self, st: PackerState) -> None:
         self.active, self.moving_run, self.onset_ts = st.active, st.moving_run, st.onset_ts
         self.last_motion_ts, self.last_packet_ts = st.last_motion_ts, st.last_packet_ts
+        self.activity, self.onset_wall, self.last_motion_wall = st.activity, st.onset_wall, st.last_motion_wall
+        self.last_wall = st.last_wall
         self.last_key = _cand(st.last_key) if st.last_key is not None else None
         self.history = deque((_cand(c) for c in st.history), maxlen=self.history.maxlen)
         p = st.pending

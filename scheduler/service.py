@@ -11,6 +11,10 @@ a backlog cannot crowd out the others in a round, and the packets of a round are
 interleaved across cameras, onset packets first (each camera's own order kept).
 Freshness: a live camera's packet whose newest frame is older than `max_age_s` is dropped
 and counted (stats hash `sched:stats`) rather than delivered late; replays are never stale.
+Activities: each camera's activity start, packets and end go to the `activities` stream
+(ActivityNote), so the alerts stage knows at once when an activity begins and, later, that it
+ended and which packets it has to wait for. A round publishes its `start` notes first (the
+fastest path to an alert), then each packet's note right before the packet, then `end`s.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from collections import defaultdict
 
 import numpy as np
 
+from bus.activities import ActivityStore
 from bus.connection import Bus
 from bus.lease import LeaseSet, fair_share
-from bus.messages import Camera, Frame, FrameStreamItem, Packet, StreamEnd
+from bus.messages import ActivityNote, Camera, Frame, FrameStreamItem, Packet, StreamEnd
 from bus.registry import Registry
 from bus.zones import CameraAreas, ZoneStore
 from scheduler import state as snapshots
@@ -44,7 +49,7 @@ class _CameraState:
     def __init__(self, camera: Camera, settings: SchedulerSettings) -> None:
         self.settings = settings.for_camera(camera.id)
         self.detector = MotionDetector(self.settings.motion, sports=self.settings.sports)
-        self.packer = Packer(camera.id, self.settings)
+        self.packer = Packer(camera.id, self.settings, notes=True)
         self.live = camera.pace == "realtime"
         self.errors = 0
         self.areas_stamp: float | None = None  # `updated` of the zones/masks entry applied (None: the YAML's)
@@ -91,6 +96,8 @@ class SchedulerService:
         self.s = settings
         self.registry = Registry(bus)
         self.zones = ZoneStore(bus)
+        self.activities = ActivityStore(bus)
+        self.activity_packets: dict[str, int] = defaultdict(int)  # packets published per activity going on
         self.batch = batch
         self.worker = worker_id or PROCESS_WORKER
         self.leases = LeaseSet(bus, self.worker, settings.lease_ttl_s, settings.poll_s,
@@ -101,6 +108,7 @@ class SchedulerService:
         self.stale_dropped = 0
         self._stats: dict[str, int] = defaultdict(int)
         self._progress: dict[str, str] = {}  # cursor keys to write with the next read
+        self._gone_notes: list[ActivityNote] = []  # notes of cameras removed from the registry
 
     async def run(self, stop: asyncio.Event) -> None:
         next_poll = 0.0
@@ -133,12 +141,19 @@ class SchedulerService:
     async def _reconcile(self) -> None:
         cams = await self.registry.cameras()
         workers = await self.leases.heartbeat()
+        gone: list[Packet] = []
         for cam_id in list(self.cams):
             if cam_id not in cams:
+                # Removed from the registry: its activity ends with it (a camera only handed to
+                # another scheduler keeps its activity going there).
+                gone += self.cams[cam_id].packer.flush()
+                self._gone_notes += self.cams[cam_id].packer.notes or []
                 self._drop(cam_id)
                 await self.leases.release(cam_id)
             else:
                 self.cams[cam_id].live = cams[cam_id].pace == "realtime"
+        if gone or self._gone_notes:
+            await self._publish(gone)
         for cam_id in await self.leases.renew(list(self.cams)):
             log.warning("camera %s: lease taken by another scheduler; stopping here", cam_id)
             self._drop(cam_id)
@@ -256,17 +271,45 @@ class SchedulerService:
             return True
         return now - max(f.wall for f in p.frames) <= max_age
 
+    def _take_notes(self) -> list[ActivityNote]:
+        notes, self._gone_notes = self._gone_notes, []
+        for st in self.cams.values():
+            if st.packer.notes:
+                notes += st.packer.notes
+                st.packer.notes = []
+        return notes
+
+    async def _note(self, note: ActivityNote, minid: str) -> None:
+        if note.state == "end":
+            note.packets = self.activity_packets.pop(note.activity, 0)
+        await self.activities.publish(note, retention_s=self.s.retention_s, minid=minid)
+        self._stats[f"activities_{note.state}"] += 1
+
     async def _publish(self, packets: list[Packet]) -> None:
-        if not packets:
+        notes = self._take_notes()
+        if not packets and not notes:
             return
         now = time.time()
         minid = str(int((now - self.s.retention_s) * 1000))
+        # Starts first: they are what a fast alert opens from. Ends last: after every packet
+        # note of their activity (the stream's order is what the alerts stage relies on).
+        for n in notes:
+            if n.state == "start":
+                await self._note(n, minid)
         for p in interleave(packets):
             if not self._fresh(p, now):
                 self.stale_dropped += 1
                 self._stats["stale_dropped"] += 1
                 self._stats[f"stale_dropped:{p.camera}"] += 1
                 continue
+            if p.activity:
+                # Announced right before the packet (a new owner that rebuilds packets announces
+                # them again: the alerts stage takes each packet once).
+                self.activity_packets[p.activity] += 1
+                await self._note(ActivityNote(
+                    camera=p.camera, activity=p.activity, state="packet", onset_wall=0.0, onset_ts=0.0,
+                    wall=p.frames[-1].wall, ts=p.frames[-1].ts, packet_id=p.id, packet_start=p.frames[0].wall,
+                    packets=self.activity_packets[p.activity], motion=p.motion, created=now), minid)
             # Once per id: a new owner that rebuilds packets from the last snapshot skips the
             # ones its predecessor had already sent.
             entry = await self.bus.publish_once(self.bus.keys.packets, self.bus.keys.packet_ref(p.id), p,
@@ -278,6 +321,9 @@ class SchedulerService:
             self._stats["packets"] += 1
             self._stats[f"packets:{p.camera}"] += 1
             self._stats[f"packets_{p.reason}"] += 1
+        for n in notes:
+            if n.state != "start":
+                await self._note(n, minid)
 
     async def _flush_stats(self) -> None:
         """Counters go to Redis as increments, so several scheduler processes add up."""

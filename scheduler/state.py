@@ -75,6 +75,11 @@ class PackerState(msgspec.Struct, kw_only=True):
     last_key: CandidateState | None
     history: list[CandidateState]
     pending: PendingState | None
+    # The activity going on (issue 13): the next owner continues it under the same id.
+    activity: str = ""
+    onset_wall: float = 0.0
+    last_motion_wall: float = 0.0
+    last_wall: float | None = None
 
 
 class CameraSnapshot(msgspec.Struct, kw_only=True):

@@ -11,8 +11,9 @@ import numpy as np
 
 from alerts.service import AlertsService
 from alerts.settings import AlertsSettings
+from bus.activities import ActivityStore
 from bus.connection import Bus
-from bus.messages import Alert, Event, EventFrame, MotionSummary, Packet, PacketFrame, RuleMatch, utc
+from bus.messages import ActivityNote, Alert, Event, EventFrame, MotionSummary, RuleMatch, utc
 
 _JPEG = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
 
@@ -31,11 +32,27 @@ def event(camera: str, packet_id: str, t0: float, t1: float, labels: list[str] |
     )
 
 
-def onset_packet(camera: str, packet_id: str, wall: float, area: float = 0.05, zones: list[str] | None = None) -> Packet:
-    frames = [PacketFrame(seq=i, ts=i * 0.2, wall=wall + i * 0.2, temporal_id=i * 2, motion=area, jpeg=_JPEG)
-              for i in range(3)]
-    return Packet(id=packet_id, camera=camera, reason="onset", width=64, height=48, frames=frames,
-                  temporal_ids=[[0, 2, 4]], motion=MotionSummary(area=area, zones=zones or []), created=time.time())
+def start_note(camera: str, activity: str, wall: float, area: float = 0.05, zones: list[str] | None = None,
+               packet_id: str | None = None) -> ActivityNote:
+    """The scheduler's activity start: first moving frame at `wall`, confirmed 0.2 s later."""
+    return ActivityNote(camera=camera, activity=activity, state="start", onset_wall=wall, onset_ts=0.0,
+                        wall=wall + 0.2, ts=0.2, motion=MotionSummary(area=area, zones=zones or []),
+                        packet_id=packet_id or activity, jpeg=_JPEG, width=64, height=48, created=time.time())
+
+
+def packet_note(camera: str, activity: str, packet_id: str, t0: float, t1: float, n: int = 1) -> ActivityNote:
+    return ActivityNote(camera=camera, activity=activity, state="packet", onset_wall=0.0, onset_ts=0.0, wall=t1,
+                        ts=0.0, packet_id=packet_id, packet_start=t0, packets=n, created=time.time())
+
+
+def end_note(camera: str, activity: str, wall: float, packets: int = 0) -> ActivityNote:
+    return ActivityNote(camera=camera, activity=activity, state="end", onset_wall=0.0, onset_ts=0.0, wall=wall,
+                        ts=0.0, packets=packets, created=time.time())
+
+
+async def note(bus: Bus, *notes: ActivityNote) -> None:
+    for n in notes:
+        await ActivityStore(bus).publish(n, retention_s=3600)
 
 
 async def alerts_in_stream(bus: Bus) -> list[Alert]:

@@ -15,7 +15,7 @@ from bus.messages import (
     CountRule, DwellRule, LabelRule, MotionRule, PromptRule, RuleMatch, TimeWindow, ZoneRule,
 )
 from bus.registry import Registry
-from tests.alerting import alerts_in_stream, event, onset_packet, running, settled, wait_for
+from tests.alerting import alerts_in_stream, end_note, event, note, running, settled, start_note, wait_for
 
 
 async def _feed(bus, events) -> None:
@@ -25,7 +25,7 @@ async def _feed(bus, events) -> None:
 
 
 async def test_walk_consolidates_and_cooldown_counts_from_last_sent(bus):
-    await Registry(bus).put_rule(LabelRule(id="person", label="person", consolidate_s=10, quiet_s=4, cooldown_s=30))
+    await Registry(bus).put_rule(LabelRule(id="person", label="person", consolidate_s=10, quiet_s=4, cooldown_s=40))
     base = time.time() - 200  # real epoch timestamps, a few minutes old
     seq = iter(range(100))
 
@@ -37,9 +37,10 @@ async def test_walk_consolidates_and_cooldown_counts_from_last_sent(bus):
         await _feed(bus, [pk(t, ["person", "motion"]) for t in (0, 4, 8, 12, 16)])
         # The scene goes quiet (motion, nobody): resolves after quiet_s.
         await _feed(bus, [pk(20, ["motion"]), pk(24, ["motion"])])
-        # Person 2 comes 12 s after the last notification: inside the 30 s cooldown.
+        # Person 2 comes 32 s after the last notification (the open; the updates of person 1
+        # were more of the same, so no notification): inside the 40 s cooldown.
         await _feed(bus, [pk(32, ["person"]), pk(36, ["person"]), pk(40, ["motion"]), pk(44, ["motion"])])
-        # Person 3: 36 s after the last notification SENT (but only 12 s after person 2's
+        # Person 3: 52 s after the last notification SENT (but only 12 s after person 2's
         # held-back matches, which must not extend the cooldown): a second alert.
         await _feed(bus, [pk(52, ["person"]), pk(56, ["person"])])
         await svc.resolve_quiet(time.time())
@@ -47,6 +48,7 @@ async def test_walk_consolidates_and_cooldown_counts_from_last_sent(bus):
     first, second = sorted({a.id for a in alerts}, key=lambda i: [a.id for a in alerts].index(i))
     one = [a for a in alerts if a.id == first]
     assert [a.state for a in one] == ["open", "update", "update", "update", "update", "resolved"]
+    assert [a.notify for a in one] == [True, False, False, False, False, True]  # more of the same: folded in
     assert [a.seq for a in one] == list(range(6))
     assert one[-1].event_ids == [f"evt-door-{i}" for i in range(5)]
     two = [a for a in alerts if a.id == second]
@@ -126,11 +128,12 @@ async def test_two_phase_fast_rule_opens_on_onset_then_confirms(bus):
     now = time.time()
     async with running(bus, AlertsSettings(tick_s=0.2)):
         t0 = time.monotonic()
-        await bus.publish(bus.keys.packets, onset_packet("yard", "yard-0", now))
+        await note(bus, start_note("yard", "yard-act", now, packet_id="yard-0"))
         first = await wait_for(lambda: alerts_in_stream(bus), timeout=5, every=0.005)
         opened_in = time.monotonic() - t0
         assert first[0].state == "open" and first[0].phase == "onset" and first[0].event_ids == []
-        assert first[0].packet_ids == ["yard-0"] and first[0].snapshot_url == "/api/packets/yard-0/frames/2.jpg"
+        assert first[0].packet_ids == ["yard-0"] and first[0].snapshot_url == "/api/activities/yard-act/onset.jpg"
+        assert first[0].first_seen.timestamp() == pytest.approx(now)  # the first moving frame's capture
         # The verdict on the same packet (the cpu backend found a person): same id, confirmed.
         await _feed(bus, [event("yard", "yard-0", now, now + 0.4, ["person"], summary="1 person detected")])
         alerts = await alerts_in_stream(bus)
@@ -145,10 +148,11 @@ async def test_two_phase_not_confirmed_resolves_and_starts_no_cooldown(bus):
                                             cooldown_s=300))
     now = time.time()
     async with running(bus, AlertsSettings(tick_s=0.2)):
-        await bus.publish(bus.keys.packets, onset_packet("fence", "fence-0", now))
+        await note(bus, start_note("fence", "fence-0", now))
         await wait_for(lambda: alerts_in_stream(bus), timeout=5, every=0.01)
         no = RuleMatch(rule="climb", match=False, confidence=0.9, evidence="a cat walks along the fence")
         await _feed(bus, [event("fence", "fence-0", now, now + 0.4, ["motion"], verdicts=[no])])
+        await note(bus, end_note("fence", "fence-0", now + 0.4))  # the cat is gone: the activity ended
         alerts = await wait_for(lambda: _states(bus, 2), timeout=5)
         assert alerts[-1].state == "resolved" and alerts[-1].phase == "unconfirmed"
         assert alerts[-1].message.startswith("Not confirmed")
@@ -227,34 +231,43 @@ async def _leads(svc):
     return svc.leading
 
 
-async def test_update_every_s_thins_updates_without_losing_evidence(bus):
+async def test_updates_notify_only_what_changes_and_at_most_every_update_every_s(bus):
     await Registry(bus).put_rule(LabelRule(id="p", label="person", consolidate_s=10, quiet_s=4, update_every_s=10))
     base = time.time() - 100
+    # A person stays 40 s (a packet every 4 s); a second person joins at 8 s, a third at 12 s
+    # (new counts), a dog at 28 s (a new label).
+    counts = [1, 1, 2, 3, 3, 3, 2, 3, 3, 3]
     async with running(bus) as svc:
-        # A person stays 40 s: a packet every 4 s.
-        await _feed(bus, [event("c", f"c-{i}", base + 4 * i, base + 4 * i + 4, ["person"]) for i in range(10)])
+        await _feed(bus, [event("c", f"c-{i}", base + 4 * i, base + 4 * i + 4, ["person"] + (["dog"] if i == 7 else []),
+                                counts={"person": n, **({"dog": 1} if i == 7 else {})}) for i, n in enumerate(counts)])
         await svc.resolve_quiet(time.time())
         alerts = await alerts_in_stream(bus)
-    assert [a.state for a in alerts] == ["open", "update", "update", "update", "resolved"]
-    assert [a.seq for a in alerts] == list(range(5))
-    assert alerts[-1].event_ids == [f"evt-c-{i}" for i in range(10)]  # nothing lost in between
+    assert [a.seq for a in alerts] == list(range(11))
+    sent = [(a.state, a.event_ids[-1]) for a in alerts if a.notify]
+    # open at c-0; 2 people at c-2 (held back: 8 s after the open) and 3 at c-3: one update at
+    # c-3 (12 s), nothing new until the dog at c-7 (32 s): one update; then the final resolved.
+    assert sent == [("open", "evt-c-0"), ("update", "evt-c-3"), ("update", "evt-c-7"), ("resolved", "evt-c-9")]
+    assert alerts[-1].event_ids == [f"evt-c-{i}" for i in range(10)] and alerts[-1].event_count == 10  # nothing lost
+    assert alerts[-1].counts == {"person": 3, "dog": 1} and set(alerts[-1].labels) == {"person", "dog"}
 
 
 async def test_onset_during_an_open_alert_keeps_it_alive_without_a_new_notification(bus):
     """Activity that pauses and resumes within the consolidation window stays one alert: no
     resolve-then-reopen pair (the duplicate notifications users of other NVRs complain about)."""
-    await Registry(bus).put_rule(MotionRule(id="moving", min_area=0.01, fast=True, quiet_s=2.0, consolidate_s=10))
+    await Registry(bus).put_rule(MotionRule(id="moving", min_area=0.01, fast=True, quiet_s=3.0, consolidate_s=10))
     async with running(bus, AlertsSettings(tick_s=0.1)):
         now = time.time()
-        await bus.publish(bus.keys.packets, onset_packet("gate", "gate-0", now - 1.5))
+        await note(bus, start_note("gate", "gate-0", now - 2.0), end_note("gate", "gate-0", now - 1.5))
         opened = await wait_for(lambda: alerts_in_stream(bus), timeout=5, every=0.01)
         assert [a.state for a in opened] == ["open"]
-        # A new onset 1.5 s after the first (the activity resumes), inside the quiet period.
-        await bus.publish(bus.keys.packets, onset_packet("gate", "gate-1", now))
-        await asyncio.sleep(1.0)  # now past the first onset's quiet period, not the second's
+        # A new onset 1.3 s after the first ended (the activity resumes), inside the quiet time.
+        await note(bus, start_note("gate", "gate-1", now - 0.2))
+        await asyncio.sleep(2.5)  # past the first activity's quiet time, not the second's
         alerts = await alerts_in_stream(bus)
-        assert [a.state for a in alerts] == ["open"], [(a.state, a.message) for a in alerts]
-        # It resolves once quiet after the last onset, still one alert id from start to end.
+        assert [a.state for a in alerts] == ["open"], alerts
+        # It goes on as long as the activity does, and resolves quiet_s after it ended, still
+        # one alert id from start to end.
+        await note(bus, end_note("gate", "gate-1", time.time()))
         done = await wait_for(lambda: _resolved_all(bus), timeout=10)
         assert {a.id for a in done} == {opened[0].id}
         assert [a.state for a in done][-1] == "resolved"

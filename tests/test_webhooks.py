@@ -36,11 +36,13 @@ def _free_port() -> int:
 
 
 async def _walks(bus, cameras: list[str], n: int = 3) -> None:
-    """Each camera: n packets with a person, then two without: open, n-1 updates, resolved."""
+    """Each camera: n packets with one more person each time, then two without: open, n-1
+    updates (a higher count is worth a notification), resolved."""
     base = time.time() - 60
     evs = []
     for c in cameras:
-        evs += [event(c, f"{c}-{i}", base + 4 * i, base + 4 * i + 4, ["person"]) for i in range(n)]
+        evs += [event(c, f"{c}-{i}", base + 4 * i, base + 4 * i + 4, ["person"], counts={"person": i + 1})
+                for i in range(n)]
         evs += [event(c, f"{c}-{i}", base + 4 * i, base + 4 * i + 4, ["motion"]) for i in (n, n + 1)]
     evs.sort(key=lambda e: e.start)  # cameras interleave, as they do live
     for e in evs:
@@ -49,7 +51,7 @@ async def _walks(bus, cameras: list[str], n: int = 3) -> None:
 
 
 async def _setup(bus, url: str, settings: WebhookSettings = FAST) -> AlertsSettings:
-    await Registry(bus).put_rule(LabelRule(id="person", label="person", quiet_s=2, consolidate_s=10))
+    await Registry(bus).put_rule(LabelRule(id="person", label="person", quiet_s=2, consolidate_s=10, update_every_s=0))
     await WebhookStore(bus).put_endpoint(WebhookEndpoint(id="hook", url=url, secret=SECRET, allow_private=True))
     return AlertsSettings(tick_s=3600, webhooks=settings)
 
@@ -202,7 +204,7 @@ async def test_vigil_killed_with_deliveries_pending_loses_none(bus, tmp_path: Pa
     rec = Receiver(SECRET, port=port)
     cfg = tmp_path / "vigil.yaml"
     cfg.write_text(
-        "rules:\n  - id: person\n    label: person\n    quiet_s: 2\n"
+        "rules:\n  - id: person\n    label: person\n    quiet_s: 2\n    update_every_s: 0\n"
         "alerts:\n  tick_s: 3600\n  webhooks:\n"
         "    backoff_base_s: 0.3\n    backoff_max_s: 0.5\n    max_attempts: 50\n    lease_s: 2\n    timeout_s: 2\n"
         f"    endpoints:\n      - id: hook\n        url: {rec.url}\n        secret_env: HOOK_SECRET\n"

@@ -16,7 +16,7 @@ import msgspec
 
 from bus import messages, open_bus
 from bus.connection import Bus
-from bus.messages import Camera, Event, LabelRule, Packet, PublicMessage
+from bus.messages import Camera, Event, LabelRule, Packet, PublicMessage, Rule
 from vigil.config import ConfigError, VigilConfig, load_config
 from vigil.media import bundled_clip, camera_id_for
 from vigil.runtime import STAGES, Pipeline, install_signal_handlers, seed_registry
@@ -69,6 +69,19 @@ def cmd_serve(args: argparse.Namespace, stages: tuple[str, ...] = STAGES) -> int
     return asyncio.run(_serve(cfg, stages))
 
 
+def demo_rules() -> list[Rule]:
+    """Rules that show what an operator gets: two-phase alerts that open at an activity's onset
+    (from the scheduler's motion evidence) and are confirmed or rejected by the detector, one
+    alert per activity, a notification only when something changes (at most one a minute),
+    one `resolved`. No raw-motion rule: on a busy scene it would stay open all day."""
+    return [
+        LabelRule(id="person", label="person", fast=True, severity="warning", title="Person in view",
+                  quiet_s=15.0, confirm_s=20.0),
+        LabelRule(id="vehicle", label="car", fast=True, severity="info", title="Vehicles on the road",
+                  quiet_s=15.0, confirm_s=20.0),
+    ]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     source = args.source
     if source is None:
@@ -80,10 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config(args.config) if args.config else VigilConfig()
     is_file = "://" not in source
     cfg.cameras = [Camera(id="demo", name="Demo camera", url=source, pace="realtime", loop=is_file, sample_fps=5)]
-    cfg.rules = cfg.rules or [
-        LabelRule(id="person", label="person", severity="warning", title="Person in view"),
-        LabelRule(id="motion", label="motion", severity="info", title="Motion", quiet_s=5.0),
-    ]
+    cfg.rules = cfg.rules or demo_rules()
     cfg.web.host, cfg.web.port = args.host, args.port
     url = f"http://{args.host}:{args.port}/#token={token}"
     banner = f"\n  Vigil demo is up: open {url}\n  (camera: {Path(source).name if is_file else 'live source'}; Ctrl-C stops)\n"
@@ -245,7 +255,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             sys.stdout.write(messages.to_json(msg).decode() + "\n")
         elif isinstance(msg, Event):
             sys.stdout.write(f"event {msg.start:%H:%M:%S} {msg.camera} [{', '.join(msg.labels)}] {msg.summary}\n")
-        else:
+        elif msg.notify:  # evidence folded in silently is in --json, not in the summary for people
             sys.stdout.write(f"alert {msg.state:<8} {msg.id} {msg.title}: {msg.message}\n")
         sys.stdout.flush()
 
@@ -254,7 +264,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     rc = asyncio.run(_run_oneshot(
         cfg, cam, ("ingest", "scheduler", "analyzer", "alerts"), PublicMessage, ["events", "alerts"], emit,
-        [("packets", "analyzers"), ("events", "alerters")], finish,
+        [("packets", "analyzers"), ("activities", "alert-activity"), ("events", "alerters")], finish,
     ))
     print(f"vigil: {counts['event']} events, {counts['alert']} alert changes", file=sys.stderr)
     return rc

@@ -45,6 +45,19 @@ async def seed_registry(bus: Bus, cfg: VigilConfig) -> None:
             await zones.seed(cam_id, eff.zones, eff.mask)
 
 
+def alerts_settings(cfg: VigilConfig):
+    """The alerts stage's settings; links in webhooks and MQTT point at the web API's public
+    URL, by default where this config's web server listens."""
+    if cfg.alerts.public_url:
+        return cfg.alerts
+    host = cfg.web.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()  # listening everywhere: receivers know the machine by its name
+    elif ":" in host:
+        host = f"[{host}]"
+    return cfg.alerts.model_copy(update={"public_url": f"http://{host}:{cfg.web.port}"})
+
+
 @dataclass
 class Pipeline:
     bus: Bus
@@ -117,7 +130,7 @@ class Pipeline:
         if stage == "alerts":
             from alerts.service import AlertsService
 
-            return AlertsService(self.bus, c.alerts)
+            return AlertsService(self.bus, alerts_settings(c))
         if stage == "recorder":
             from recorder.service import RecorderService
 

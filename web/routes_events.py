@@ -9,6 +9,7 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Response
 
 from bus import messages
+from bus.activities import ActivityStore
 from bus.connection import FIELD, Bus
 from bus.messages import Alert, AlertCommand, Event, Packet
 from web.auth import Principal
@@ -39,6 +40,7 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
     r = APIRouter(prefix="/api", tags=["events"])
     Viewer = Annotated[Principal, Depends(access.viewer)]
     Admin = Annotated[Principal, Depends(access.admin)]
+    activities = ActivityStore(bus)
 
     async def scan(stream: str, kind: type, keep, *, limit: int, cursor: str | None, lo_ms: int | None,
                    hi_ms: int | None, filtered: bool = True, raw_ok=None) -> tuple[list, str | None]:
@@ -149,6 +151,15 @@ def events_router(bus: Bus, access: Access) -> APIRouter:
         if not 0 <= index < len(p.frames):
             raise HTTPException(404, "no such frame in this packet")
         return Response(p.frames[index].jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+    @r.get("/activities/{activity_id}/onset.jpg")
+    async def activity_onset(activity_id: ItemId, who: Viewer) -> Response:
+        """The frame with the most motion at an activity's onset: the snapshot of an alert
+        opened at onset, there before the onset packet is."""
+        jpeg = await activities.onset_frame(activity_id)
+        if jpeg is None:
+            raise HTTPException(404, "unknown activity (or trimmed by retention)")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
     acks_key = f"{bus.keys.prefix}alert:acks"
 

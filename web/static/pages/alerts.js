@@ -224,7 +224,8 @@
       meta.append(el('span', null, 'first'), first, el('span', null, 'last'), last);
       const evIds = arr(a.event_ids);
       if (evIds.length) {
-        meta.append(el('span', 'meta', evIds.length + (evIds.length === 1 ? ' event' : ' events')));
+        const nEv = num(a.event_count) || evIds.length;  // event_ids keeps only the latest 50
+        meta.append(el('span', 'meta', nEv + (nEv === 1 ? ' event' : ' events')));
         const lastEv = str(evIds[evIds.length - 1]);
         const insp = V.link('#', 'inspect latest', 'inspect');
         insp.addEventListener('click', (e) => { e.preventDefault(); V.fire(() => openEvent(lastEv, entry)); });
