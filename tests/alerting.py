@@ -13,7 +13,7 @@ from alerts.service import AlertsService
 from alerts.settings import AlertsSettings
 from bus.activities import ActivityStore
 from bus.connection import Bus
-from bus.messages import ActivityNote, Alert, Event, EventFrame, MotionSummary, RuleMatch, utc
+from bus.messages import ActivityNote, Alert, Event, EventFrame, MotionSummary, Packet, PacketFrame, RuleMatch, utc
 
 _JPEG = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
 
@@ -30,6 +30,13 @@ def event(camera: str, packet_id: str, t0: float, t1: float, labels: list[str] |
         latency_ms=40.0, visual_tokens=0,
         frames=[EventFrame(ts=0.0, temporal_id=0, url=f"/api/packets/{packet_id}/frames/0.jpg")],
     )
+
+
+def onset_packet(camera: str, packet_id: str, wall: float, area: float = 0.05, zones: list[str] | None = None) -> Packet:
+    frames = [PacketFrame(seq=i, ts=i * 0.2, wall=wall + i * 0.2, temporal_id=i * 2, motion=area, jpeg=_JPEG)
+              for i in range(3)]
+    return Packet(id=packet_id, camera=camera, reason="onset", width=64, height=48, frames=frames,
+                  temporal_ids=[[0, 2, 4]], motion=MotionSummary(area=area, zones=zones or []), created=time.time())
 
 
 def start_note(camera: str, activity: str, wall: float, area: float = 0.05, zones: list[str] | None = None,
