@@ -229,9 +229,9 @@ async def operators_day(page, base: str) -> None:
     # -- alerts: live, bulk acknowledge, the alert's clip ------------------------------------
     await page.click("#nav-alerts")
     await page.wait_for_selector("#alerts-view .alert-row", timeout=10000)
-    shown = await page.locator("#alerts-view .alert-row").count()
-    await page.wait_for_function(f"() => document.querySelectorAll('#alerts-view .alert-row').length > {shown}",
-                                 timeout=40000)  # a new alert change arrives without a reload
+    # A new alert change arrives without a reload: a new row, or (one alert per activity: the
+    # car park's alert stays open while cars come and go) an open row updated in place.
+    await page.wait_for_function("() => document.querySelector('#alerts-view .alert-row.fresh')", timeout=40000)
     await page.check("#alerts-select-all")
     await page.click("#alerts-ack-selected")
     await page.wait_for_function("() => !document.querySelector('#alerts-view .alert-row .select-box')", timeout=10000)

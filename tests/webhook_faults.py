@@ -62,11 +62,13 @@ class EventFeed:
 
 
 def alert_changes(r: redis.Redis) -> list[tuple[str, int, str]]:
-    """(alert id, seq, state) of every alert change in the `alerts` stream."""
+    """(alert id, seq, state) of every notification in the `alerts` stream (what webhooks
+    send; evidence folded in silently is not sent)."""
     out = []
     for _, fields in r.xrange(KEYS.alerts):
         a = messages.decode(fields[FIELD], Alert)
-        out.append((a.id, a.seq, a.state))
+        if a.notify:
+            out.append((a.id, a.seq, a.state))
     return out
 
 
