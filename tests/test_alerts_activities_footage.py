@@ -183,6 +183,8 @@ def test_a_scene_moving_for_minutes_is_one_alert_per_rule_with_few_notifications
     for rule in ("moving", "person"):
         mine = [h for h in hits if h.body["rule"] == rule]
         kinds = [h.event for h in mine]
+        print(f"\n{rule}: {CONTINUOUS_S:.0f}s of motion, {len(events)} events, webhooks {kinds}, "
+              f"event_count {mine[-1].body['event_count'] if mine else 0}")
         assert len({h.body["id"] for h in mine}) == 1, f"{rule}: more than one alert: {kinds}"
         assert kinds[0] == "alert.open" and kinds.count("alert.open") == 1
         assert kinds.count("alert.resolved") == 1 and kinds[-1] == "alert.resolved", kinds
