@@ -59,3 +59,15 @@ def test_4k_and_16x16(tmp_path: Path):
     tiny = _packets(_ffmpeg(tmp_path / "tiny.mp4", "16x16", 3))
     _contract(tiny)
     assert all(p["width"] == 16 and p["height"] == 16 for p in tiny)  # never upscaled
+
+
+def test_random_bytes_that_probe_as_a_raw_stream_say_invalid_data(tmp_path: Path):
+    """Random data now and then probes as raw h263 and fails in the decoder with EPERM
+    ("Operation not permitted"): the operator must read "invalid data", not a permission problem."""
+    import random
+
+    bad = tmp_path / "noise.mp4"
+    bad.write_bytes(random.Random(37).randbytes(300_000))  # seed 37: probes as h263 (FFmpeg 7)
+    res = run_cli(["packets", str(bad)], timeout=60)
+    assert "Traceback" not in res.stderr
+    assert "cannot decode noise.mp4: invalid data" in res.stderr, res.stderr

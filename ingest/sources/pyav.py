@@ -209,6 +209,10 @@ class PyAVSource(Source):
                 if self.live and silent >= 0.9 * self._read_timeout:
                     raise SourceError(f"stalled: no data for {silent:.1f}s (read timeout)") from None
                 if state.n == 0:
+                    if "invalid data" not in reason.lower():
+                        # Bytes that only look like a raw stream (random data probes as h263 now
+                        # and then) fail in the decoder with codes such as EPERM: say what it means.
+                        reason = f"invalid data (the {stream.codec_context.name} decoder refused it: {reason})"
                     raise SourceError(f"cannot decode {self.describe()}: {reason}") from None
                 if self.live:
                     raise SourceError(f"stream lost after {state.n} frames: {reason}") from None
